@@ -1,0 +1,109 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { Scalar } from "@scalar/hono-api-reference";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import { authenticate } from "./auth/middleware";
+import { uuidv7 } from "./db/ids";
+import type { AppDeps } from "./deps";
+import { healthRoutes } from "./health/routes";
+import type { AppEnv } from "./http/env";
+import { ApiError, errorBody, errorResponse } from "./http/errors";
+import { requestLogger } from "./http/middleware";
+
+/**
+ * The whole HTTP surface as a plain Hono app. No I/O happens here: every backend arrives in `deps`,
+ * so the same app serves on Bun, Deno and Node, and a test builds one in milliseconds.
+ */
+export function createApp(deps: AppDeps) {
+  const app = new OpenAPIHono<AppEnv>();
+
+  app.use(
+    requestId({
+      generator: () => uuidv7(),
+      // Accept a caller's id only when it is short and plain, so it is safe to log and echo.
+      limitLength: 128,
+    }),
+  );
+  app.use(requestLogger(deps.logger));
+  app.use(secureHeaders({ strictTransportSecurity: "max-age=63072000; includeSubDomains" }));
+  app.use(
+    bodyLimit({
+      maxSize: deps.config.BODY_LIMIT_BYTES,
+      onError: (c) => c.json(errorBody("payload_too_large", `request body exceeds ${deps.config.BODY_LIMIT_BYTES} bytes`), 413),
+    }),
+  );
+  app.use("/v1/*", authenticate({ db: deps.database.db, cache: deps.cache, clock: deps.clock }));
+
+  app.route("/", healthRoutes(deps));
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "ApiKey", { type: "apiKey", in: "header", name: "X-API-Key" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "BearerAuth", {
+    type: "http",
+    scheme: "bearer",
+    description: "An API key or a JWT service token from POST /v1/auth/token",
+  });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Arbiter",
+      version: deps.version,
+      description: "Human-in-the-loop governance API: services and agents ask, human operators decide.",
+    },
+  });
+  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Arbiter API" }));
+
+  app.notFound((c) => methodNotAllowed(app, c) ?? c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
+  app.onError((error, c) => handleError(error, c as Context<AppEnv>, deps));
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;
+
+function handleError(error: Error, c: Context<AppEnv>, deps: AppDeps): Response {
+  if (error instanceof ApiError) return errorResponse(c, error);
+  if (error instanceof HTTPException) {
+    // Hono raises these for malformed JSON bodies and similar client mistakes.
+    const status = error.status;
+    if (status < 500) {
+      const code = /json/i.test(error.message) ? "malformed_json" : status === 413 ? "payload_too_large" : "bad_request";
+      return c.json(errorBody(code, error.message || "bad request"), status);
+    }
+  }
+  const requestIdValue = c.var.requestId;
+  (c.var.logger ?? deps.logger).error("unhandled error", { request_id: requestIdValue, error });
+  return c.json(
+    errorBody("internal_error", "an internal error occurred; quote the request id when reporting it", { request_id: requestIdValue }),
+    500,
+  );
+}
+
+/** 405 with an Allow header when the path exists under other methods; undefined when it does not. */
+function methodNotAllowed(app: OpenAPIHono<AppEnv>, c: Context): Response | undefined {
+  const allowed = new Set<string>();
+  for (const route of app.routes) {
+    if (route.method === "ALL" || route.method === c.req.method) continue;
+    if (route.path.includes("*")) continue; // middleware mounts, not endpoints
+    if (pathPattern(route.path).test(c.req.path)) allowed.add(route.method);
+  }
+  if (allowed.size === 0) return undefined;
+  if (allowed.has("GET")) allowed.add("HEAD");
+  const allow = [...allowed].sort().join(", ");
+  return c.json(errorBody("method_not_allowed", `${c.req.method} is not allowed here; use ${allow}`), 405, { Allow: allow });
+}
+
+const patterns = new Map<string, RegExp>();
+function pathPattern(path: string): RegExp {
+  let pattern = patterns.get(path);
+  if (!pattern) {
+    const source = path
+      .split("/")
+      .map((segment) => (segment.startsWith(":") ? "[^/]+" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+      .join("/");
+    pattern = new RegExp(`^${source}/?$`);
+    patterns.set(path, pattern);
+  }
+  return pattern;
+}

@@ -1,0 +1,117 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PGlite } from "@electric-sql/pglite";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
+import postgres from "postgres";
+import * as schema from "./schema";
+
+/** The Drizzle database both backends share: services are written against this type only. */
+export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+export interface DatabaseHandle {
+  readonly kind: "pglite" | "postgres";
+  readonly db: Database;
+  /** a trivial round trip, for readiness checks */
+  ping(): Promise<void>;
+  /** LISTEN on a channel; NOTIFY is sent with `select pg_notify(...)`, transactionally, by writers */
+  listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));
+
+// Many replicas may start at once; the first to take this lock migrates, the others wait for it.
+const MIGRATION_LOCK_ID = 7_281_944_107;
+
+/** Rows of `db.execute()`, whose shape differs between postgres.js (array) and PGlite ({ rows }). */
+export function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  return ((result as { rows?: T[] }).rows ?? []) as T[];
+}
+
+export interface PgliteOptions {
+  /** a directory to persist to; omitted → in memory */
+  dataDir?: string;
+  /** an existing PGlite instance (tests clone a migrated template) */
+  instance?: PGlite;
+}
+
+export async function openPglite(options: PgliteOptions = {}): Promise<DatabaseHandle> {
+  let client: PGlite;
+  if (options.instance) client = options.instance;
+  else if (options.dataDir) {
+    mkdirSync(options.dataDir, { recursive: true });
+    client = await PGlite.create(join(options.dataDir, "pgdata"));
+  } else client = await PGlite.create();
+  const db = drizzlePglite(client, { schema }) as unknown as Database;
+  let closed = false;
+  return {
+    kind: "pglite",
+    db,
+    async ping() {
+      await client.query("select 1");
+    },
+    async listen(channel, onMessage) {
+      const unsubscribe = await client.listen(channel, onMessage);
+      return async () => {
+        if (!closed) await unsubscribe();
+      };
+    },
+    async migrate() {
+      await migratePglite(drizzlePglite(client), { migrationsFolder: MIGRATIONS_FOLDER });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await client.close();
+    },
+  };
+}
+
+export interface PostgresOptions {
+  url: string;
+  poolMax: number;
+  connectTimeoutSeconds?: number;
+}
+
+export async function openPostgres(options: PostgresOptions): Promise<DatabaseHandle> {
+  const client = postgres(options.url, {
+    max: options.poolMax,
+    connect_timeout: options.connectTimeoutSeconds ?? 5,
+    idle_timeout: 30,
+    max_lifetime: 60 * 30,
+    onnotice: () => {},
+    connection: { application_name: "arbiter" },
+  });
+  const db = drizzlePostgres(client, { schema }) as unknown as Database;
+  return {
+    kind: "postgres",
+    db,
+    async ping() {
+      await client`select 1`;
+    },
+    async listen(channel, onMessage) {
+      const { unlisten } = await client.listen(channel, onMessage);
+      return unlisten;
+    },
+    async migrate() {
+      const lock = await client.reserve();
+      try {
+        await lock`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
+        await migratePostgres(drizzlePostgres(client), { migrationsFolder: MIGRATIONS_FOLDER });
+      } finally {
+        await lock`select pg_advisory_unlock(${MIGRATION_LOCK_ID})`.catch(() => {});
+        lock.release();
+      }
+    },
+    async close() {
+      await client.end({ timeout: 5 });
+    },
+  };
+}

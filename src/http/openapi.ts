@@ -1,0 +1,36 @@
+import { createRoute, OpenAPIHono, type RouteConfig } from "@hono/zod-openapi";
+import { type Permission, requirePermission } from "../auth/rbac";
+import type { AppEnv } from "./env";
+import { ApiError, errorResponses, issueDetails } from "./errors";
+
+/**
+ * Declares a route with the permission it needs. The permission is enforced (requirePermission runs
+ * before validation, so a caller without it learns nothing about the schema) and published in the
+ * OpenAPI document as `x-permission`, which the route × role test reads: a route cannot be added
+ * without saying who may call it.
+ */
+export function defineRoute<const R extends RouteConfig>(access: Permission | "public", config: R): R {
+  const own = config.middleware ? [config.middleware].flat() : [];
+  const isPublic = access === "public";
+  return createRoute({
+    ...config,
+    middleware: isPublic ? own : [requirePermission(access), ...own],
+    security: isPublic ? [] : [{ ApiKey: [] }, { BearerAuth: [] }],
+    "x-permission": access,
+    responses: {
+      ...errorResponses(...(isPublic ? [] : ([401, 403, 429] as const))),
+      ...config.responses,
+    },
+  }) as R;
+}
+
+/** A router whose validation failures all answer 400 `validation_failed` with field paths. */
+export function createRouter(): OpenAPIHono<AppEnv> {
+  return new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) {
+        throw new ApiError(400, "validation_failed", "request validation failed", issueDetails(result.error.issues, result.target));
+      }
+    },
+  });
+}
