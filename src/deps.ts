@@ -1,3 +1,4 @@
+import { type Meter, metrics } from "@opentelemetry/api";
 import { type Cache, createCache } from "./cache";
 import type { Config } from "./config";
 import { type DatabaseHandle, openPglite, openPostgres } from "./db/client";
@@ -16,6 +17,8 @@ export interface AppDeps {
   cache: Cache;
   logger: Logger;
   clock: Clock;
+  /** every module instruments with this OpenTelemetry meter (no-op until a MeterProvider backs it) */
+  meter: Meter;
   version: string;
 }
 
@@ -45,7 +48,7 @@ export async function openDeps(config: Config, logger: Logger): Promise<AppDeps>
     // A cache outage must not stop the service: it starts degraded and /health/ready says so.
     logger.warn("cache unreachable at start; serving degraded", { cache: cache.kind, error: (error as Error).message });
   }
-  return { config, database, cache, logger, clock: systemClock, version: VERSION };
+  return { config, database, cache, logger, clock: systemClock, meter: metrics.getMeter("arbiter", VERSION), version: VERSION };
 }
 
 export async function closeDeps(deps: Pick<AppDeps, "database" | "cache">): Promise<void> {

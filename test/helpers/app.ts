@@ -1,3 +1,4 @@
+import { metrics } from "@opentelemetry/api";
 import { createApp } from "../../src/app";
 import { createApiKey } from "../../src/auth/api-keys";
 import type { Cache } from "../../src/cache/types";
@@ -38,7 +39,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const database = options.database ?? (await openTestDatabase());
   const cache = options.cache ?? openTestCache();
   const clock = options.clock ?? systemClock;
-  const deps: AppDeps = { config, database, cache, logger, clock, version: VERSION };
+  const deps: AppDeps = { config, database, cache, logger, clock, meter: metrics.getMeter("arbiter-test"), version: VERSION };
   const app = createApp(deps);
   const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: app.fetch, idleTimeout: 60 });
   const url = server.url.toString().replace(/\/$/, "");
