@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { ROLES, type Role } from "./db/schema";
+import { displayPrefixOf, hashApiKeySync, isWellFormedApiKey } from "./auth/key-format";
 
 /**
  * Every setting Arbiter reads, with its default, in one place. The process environment is parsed
@@ -25,6 +27,36 @@ const optionalUrl = (protocols: string[]) =>
 
 const booleanFlag = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => v === "true" || v === "1" || v === "yes");
 
+/** requests per rate-limit window for one key of a role */
+const roleRateLimit = positiveInt.max(100_000_000).default(120_000);
+
+/**
+ * `ARBITER_API_KEYS`: comma-separated `role:key` entries (a bare key means admin). Parsed into SHA-256
+ * hashes at once, so the Config object never holds a usable key. Keys must be in Arbiter's format
+ * (`bun run keys generate` makes one), since the server rejects any other shape before lookup.
+ */
+const bootstrapKeys = z.string().transform((value, ctx) => {
+  const entries: { role: Role; keyHash: string; displayPrefix: string }[] = [];
+  for (const [index, item] of value.split(",").entries()) {
+    const entry = item.trim();
+    if (!entry) continue;
+    const separator = entry.indexOf(":");
+    const role = separator === -1 ? "admin" : entry.slice(0, separator).trim();
+    const key = separator === -1 ? entry : entry.slice(separator + 1).trim();
+    if (!(ROLES as readonly string[]).includes(role)) {
+      ctx.addIssue({ code: "custom", message: `entry ${index + 1}: role must be one of ${ROLES.join(", ")}` });
+      continue;
+    }
+    // The message never echoes the entry: it is a secret.
+    if (!isWellFormedApiKey(key)) {
+      ctx.addIssue({ code: "custom", message: `entry ${index + 1}: not a well-formed Arbiter key (arb_ + 49 base62 characters)` });
+      continue;
+    }
+    entries.push({ role: role as Role, keyHash: hashApiKeySync(key), displayPrefix: displayPrefixOf(key) });
+  }
+  return entries;
+});
+
 export const configSchema = z
   .object({
     PORT: port.default(8100),
@@ -42,6 +74,35 @@ export const configSchema = z
     HEALTH_CHECK_TIMEOUT_MS: positiveInt.max(60_000).default(1_000),
     RUN_MIGRATIONS: booleanFlag.default(true),
     RELEASE_ID: z.string().max(128).optional(),
+    // Identity: bootstrap keys are hashed while the configuration is parsed; raw values are never kept.
+    ARBITER_API_KEYS: bootstrapKeys.optional(),
+    AUTH_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
+    TRUST_PROXY_HOPS: z.coerce.number().int().min(0).max(10).default(0),
+    RATE_LIMIT_WINDOW_MS: positiveInt.max(3_600_000).default(60_000),
+    RATE_LIMIT_ADMIN: roleRateLimit,
+    RATE_LIMIT_OPERATOR: roleRateLimit,
+    RATE_LIMIT_READONLY: roleRateLimit,
+    RATE_LIMIT_SERVICE: roleRateLimit,
+    RATE_LIMIT_ANONYMOUS: positiveInt.max(100_000_000).default(6_000),
+    AUTH_FAILURE_LIMIT: positiveInt.max(1_000_000).default(100),
+    AUTH_FAILURE_WINDOW_MS: positiveInt.max(86_400_000).default(300_000),
+    TOKEN_ISSUER: z.string().trim().min(1).max(256).default("arbiter"),
+    TOKEN_AUDIENCE: z.string().trim().min(1).max(256).default("arbiter-api"),
+    TOKEN_TTL_SECONDS: positiveInt.max(86_400).default(900),
+    TOKEN_MAX_TTL_SECONDS: positiveInt.max(86_400).default(3_600),
+    TOKEN_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(300).default(5),
+    TOKEN_SIGNING_KEY: z.string().trim().min(1).optional(),
+    TOKEN_PREVIOUS_SIGNING_KEY: z.string().trim().min(1).optional(),
+    // HTTPS: a PEM certificate chain and key; with a CA and TLS_CLIENT_AUTH=require, mutual TLS.
+    TLS_CERT_FILE: z.string().trim().min(1).optional(),
+    TLS_KEY_FILE: z.string().trim().min(1).optional(),
+    TLS_CA_FILE: z.string().trim().min(1).optional(),
+    TLS_CLIENT_AUTH: z.enum(["none", "require"]).default("none"),
+    // Backups (bun run backup / restore).
+    BACKUP_DIR: z.string().trim().min(1).default("./backups"),
+    BACKUP_KEEP: positiveInt.max(1000).default(7),
+    /** where pg_dump and pg_restore live; found through pg_config and the usual install paths when unset */
+    PG_BIN_DIR: z.string().trim().min(1).optional(),
   })
   .superRefine((env, ctx) => {
     const hasUrl = env.UPSTASH_REDIS_REST_URL !== undefined;
@@ -51,6 +112,23 @@ export const configSchema = z
         code: "custom",
         path: [hasUrl ? "UPSTASH_REDIS_REST_TOKEN" : "UPSTASH_REDIS_REST_URL"],
         message: "UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together",
+      });
+    }
+    if (env.TOKEN_TTL_SECONDS > env.TOKEN_MAX_TTL_SECONDS) {
+      ctx.addIssue({ code: "custom", path: ["TOKEN_TTL_SECONDS"], message: "must not exceed TOKEN_MAX_TTL_SECONDS" });
+    }
+    if ((env.TLS_CERT_FILE === undefined) !== (env.TLS_KEY_FILE === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [env.TLS_CERT_FILE ? "TLS_KEY_FILE" : "TLS_CERT_FILE"],
+        message: "TLS_CERT_FILE and TLS_KEY_FILE must be set together",
+      });
+    }
+    if (env.TLS_CLIENT_AUTH === "require" && (!env.TLS_CA_FILE || !env.TLS_CERT_FILE)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["TLS_CLIENT_AUTH"],
+        message: "TLS_CLIENT_AUTH=require needs TLS_CA_FILE and the server's TLS_CERT_FILE/TLS_KEY_FILE",
       });
     }
     if (env.REDIS_URL && hasUrl) {

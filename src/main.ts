@@ -6,6 +6,7 @@ import { createApp } from "./app";
 import { type Config, ConfigError, loadConfig, redactUrl } from "./config";
 import { closeDeps, openDeps, StartupError } from "./deps";
 import { createLogger } from "./observability/logger";
+import { serverTlsOptions, TlsSetupError } from "./tls";
 
 function fail(message: string): never {
   console.error(`arbiter: ${message}`);
@@ -17,6 +18,14 @@ try {
   config = loadConfig(process.env);
 } catch (error) {
   if (error instanceof ConfigError) fail(error.message);
+  throw error;
+}
+
+let tls: ReturnType<typeof serverTlsOptions>;
+try {
+  tls = serverTlsOptions(config);
+} catch (error) {
+  if (error instanceof TlsSetupError) fail(error.message);
   throw error;
 }
 
@@ -32,6 +41,7 @@ const server = Bun.serve({
   port: config.PORT,
   hostname: config.HOST,
   fetch: app.fetch,
+  tls,
   // Long-poll waits run up to 55 s; the idle timeout must outlast them.
   idleTimeout: 60,
 });
@@ -40,6 +50,7 @@ logger.info("listening", {
   url: server.url.toString(),
   database: config.DATABASE_URL ? redactUrl(config.DATABASE_URL) : `pglite:${config.DATA_DIR}`,
   cache: deps.cache.kind,
+  tls: tls ? (tls.requestCert ? "mutual" : "server") : "off",
   startup_ms: Math.round(performance.now() - started),
 });
 

@@ -1,12 +1,15 @@
-import type { MiddlewareHandler } from "hono";
+import type { Counter } from "@opentelemetry/api";
+import type { Context, MiddlewareHandler } from "hono";
 import type { Cache } from "../cache";
-import type { Database } from "../db/client";
-import type { ApiKeyRow } from "../db/schema";
+import type { Config } from "../config";
+import type { Role } from "../db/schema";
 import type { Clock } from "../deps";
 import type { AppEnv } from "../http/env";
 import { ApiError } from "../http/errors";
-import { findApiKeyByHash, hashApiKey, isWellFormedApiKey } from "./api-keys";
-import { effectivePermissions, type Principal } from "./rbac";
+import type { Logger } from "../observability/logger";
+import type { AuthAudit, RequestMeta } from "./audit";
+import { clientAddress, hitWindow, peekWindow, rateLimitHeaders, type WindowState } from "./rate-limit";
+import { AuthFailure, type CredentialVerifier } from "./verifier";
 
 /** Reads the credential from `X-API-Key` or `Authorization: Bearer`; undefined when none was sent. */
 export function presentedCredential(headers: Headers): string | undefined {
@@ -18,33 +21,110 @@ export function presentedCredential(headers: Headers): string | undefined {
   return match ? match[1] : authorization.trim();
 }
 
-const unauthorized = (code: string, message: string) =>
-  new ApiError(401, code, message, undefined, { "WWW-Authenticate": `Bearer realm="arbiter", error="invalid_token"` });
+export interface GuardDeps {
+  config: Pick<
+    Config,
+    | "TRUST_PROXY_HOPS"
+    | "RATE_LIMIT_WINDOW_MS"
+    | "RATE_LIMIT_ADMIN"
+    | "RATE_LIMIT_OPERATOR"
+    | "RATE_LIMIT_READONLY"
+    | "RATE_LIMIT_SERVICE"
+    | "RATE_LIMIT_ANONYMOUS"
+    | "AUTH_FAILURE_LIMIT"
+    | "AUTH_FAILURE_WINDOW_MS"
+  >;
+  cache: Cache;
+  clock: Clock;
+  logger: Logger;
+  verifier: CredentialVerifier;
+  audit: AuthAudit;
+  authFailures: Counter;
+  rateLimitRejections: Counter;
+}
+
+export const requestMeta = (c: Context<AppEnv>, trustedHops: number): RequestMeta => ({
+  address: clientAddress(c, trustedHops),
+  userAgent: c.req.header("user-agent") ?? null,
+  requestId: c.var.requestId ?? null,
+});
+
+/**
+ * A limiter backed by the shared cache fails open: a cache outage must not take the API down with
+ * it. The warning is logged at most once a minute so an outage does not flood the logs.
+ */
+function failOpen(deps: GuardDeps) {
+  let lastWarning = Number.NEGATIVE_INFINITY;
+  return (error: unknown): undefined => {
+    const at = deps.clock.now().getTime();
+    if (at - lastWarning >= 60_000) {
+      lastWarning = at;
+      deps.logger.warn("rate limiting skipped: cache unavailable", { error: (error as Error).message });
+    }
+    return undefined;
+  };
+}
+
+const tooMany = (code: string, message: string, state: WindowState) => new ApiError(429, code, message, undefined, rateLimitHeaders(state));
 
 /**
  * Authenticates the caller when credentials are present and sets `principal`. Requests without
  * credentials pass through: routes that need a permission answer 401 through requirePermission.
+ * An address with too many recent failures is refused (429) before any lookup, to slow guessing.
  */
-export function authenticate(deps: { db: Database; cache: Cache; clock: Clock }): MiddlewareHandler<AppEnv> {
+export function authenticate(deps: GuardDeps): MiddlewareHandler<AppEnv> {
+  const skip = failOpen(deps);
+  const failureKey = (address: string) => `authfail:${address}`;
   return async (c, next) => {
     const raw = presentedCredential(c.req.raw.headers);
     if (raw === undefined) return next();
-    if (!isWellFormedApiKey(raw)) throw unauthorized("invalid_key", "the API key is malformed");
-    const row = await findApiKeyByHash(deps.db, await hashApiKey(raw));
-    if (!row) throw unauthorized("invalid_key", "the API key is not valid");
-    c.set("principal", principalFor(row, deps.clock.now()));
+    const meta = requestMeta(c, deps.config.TRUST_PROXY_HOPS);
+    const address = meta.address ?? "unknown";
+    const { AUTH_FAILURE_LIMIT: limit, AUTH_FAILURE_WINDOW_MS: windowMs } = deps.config;
+    const nowMs = deps.clock.now().getTime();
+
+    const failures = await peekWindow(deps.cache, failureKey(address), limit, windowMs, nowMs).catch(skip);
+    if (failures && !failures.allowed) {
+      deps.rateLimitRejections.add(1, { scope: "address" });
+      throw tooMany("too_many_failed_attempts", "too many failed authentication attempts from this address; retry later", failures);
+    }
+
+    try {
+      const principal = await deps.verifier.verify(raw);
+      c.set("principal", principal);
+      deps.audit.record({ ...meta, action: "authenticate", outcome: "success", actorKeyId: principal.keyId, targetId: principal.tokenId });
+    } catch (error) {
+      if (!(error instanceof AuthFailure)) throw error;
+      deps.authFailures.add(1, { reason: error.code });
+      deps.audit.record({ ...meta, action: "authenticate", outcome: "failure", reason: error.code, actorKeyId: error.actorKeyId });
+      await hitWindow(deps.cache, failureKey(address), limit, windowMs, nowMs).catch(skip);
+      throw error;
+    }
     await next();
   };
 }
 
-function principalFor(row: ApiKeyRow, now: Date): Principal {
-  if (row.revokedAt && row.revokedAt <= now) throw unauthorized("key_revoked", "the API key has been revoked");
-  if (row.expiresAt && row.expiresAt <= now) throw unauthorized("key_expired", "the API key has expired");
-  return {
-    keyId: row.id,
-    keyName: row.name,
-    role: row.role,
-    permissions: effectivePermissions(row.role, row.permissions),
-    via: "api_key",
+/** Per key (by role) for authenticated callers, per address for anonymous ones. */
+export function rateLimit(deps: GuardDeps): MiddlewareHandler<AppEnv> {
+  const skip = failOpen(deps);
+  const limits: Record<Role, number> = {
+    admin: deps.config.RATE_LIMIT_ADMIN,
+    operator: deps.config.RATE_LIMIT_OPERATOR,
+    readonly: deps.config.RATE_LIMIT_READONLY,
+    service: deps.config.RATE_LIMIT_SERVICE,
+  };
+  return async (c, next) => {
+    const principal = c.var.principal;
+    const [bucket, limit] = principal
+      ? [`key:${principal.keyId}`, limits[principal.role]]
+      : [`addr:${clientAddress(c, deps.config.TRUST_PROXY_HOPS)}`, deps.config.RATE_LIMIT_ANONYMOUS];
+    const state = await hitWindow(deps.cache, bucket, limit, deps.config.RATE_LIMIT_WINDOW_MS, deps.clock.now().getTime()).catch(skip);
+    if (!state) return next();
+    if (!state.allowed) {
+      deps.rateLimitRejections.add(1, { scope: principal ? "key" : "address" });
+      throw tooMany("rate_limited", "rate limit exceeded; retry after the number of seconds in Retry-After", state);
+    }
+    for (const [name, value] of Object.entries(rateLimitHeaders(state))) c.header(name, value);
+    await next();
   };
 }

@@ -1,0 +1,316 @@
+import { z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { ROLES } from "../db/schema";
+import type { AppEnv } from "../http/env";
+import { badRequest, errorResponses } from "../http/errors";
+import { createRouter, defineRoute } from "../http/openapi";
+import { PaginationQuery, pageSchema } from "../http/pagination";
+import { AUTH_ACTIONS, listAuthEvents } from "./audit";
+import { createKey, getKey, KEY_STATUSES, keyView, listKeys, revokeKey, rotateKey } from "./keys-service";
+import { requestMeta } from "./middleware";
+import { PERMISSIONS } from "./rbac";
+import type { AuthRuntime } from "./runtime";
+import { issueToken, revokeToken } from "./sessions";
+
+const MAX_GRACE_SECONDS = 30 * 86_400;
+const Timestamp = z.iso.datetime({ offset: true });
+const IdParam = z.object({ id: z.uuid().openapi({ param: { name: "id", in: "path" }, example: "01938f4e-7c1a-7b3e-9d2f-5a6b7c8d9e0f" }) });
+const Permission = z.enum(PERMISSIONS);
+const Metadata = z
+  .record(z.string().max(64), z.unknown())
+  .refine((value) => JSON.stringify(value).length <= 4096, "metadata must serialise to at most 4096 bytes");
+
+const KeySchema = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    role: z.enum(ROLES),
+    permissions: z.array(Permission).describe("effective permissions: the role's, or the narrower set the key was created with"),
+    narrowed: z.boolean(),
+    display_prefix: z.string().describe("first characters of the key, to tell keys apart; not a secret"),
+    status: z.enum(KEY_STATUSES),
+    metadata: z.record(z.string(), z.unknown()),
+    created_by: z.uuid().nullable(),
+    rotated_from: z.uuid().nullable(),
+    created_at: z.string(),
+    expires_at: z.string().nullable(),
+    revoked_at: z.string().nullable().describe("in the future while a rotated key is in its grace period"),
+    last_used_at: z.string().nullable().describe("updated at most once a minute"),
+  })
+  .openapi("ApiKey");
+const CreatedKeySchema = KeySchema.extend({ key: z.string().describe("the raw key: shown once, never stored, never retrievable") }).openapi(
+  "CreatedApiKey",
+);
+
+const createKeyRoute = defineRoute("keys:create", {
+  method: "post",
+  path: "/v1/keys",
+  tags: ["keys"],
+  summary: "Create an API key (the raw key is returned once)",
+  request: {
+    body: {
+      required: true,
+      content: {
+        "application/json": {
+          schema: z.object({
+            name: z.string().trim().min(1).max(128),
+            role: z.enum(ROLES),
+            permissions: z.array(Permission).min(1).optional().describe("narrow the key to these of its role's permissions"),
+            metadata: Metadata.optional(),
+            expires_at: Timestamp.optional(),
+          }),
+        },
+      },
+    },
+  },
+  responses: {
+    201: { description: "Created", content: { "application/json": { schema: CreatedKeySchema } } },
+    ...errorResponses(400),
+  },
+});
+
+const listKeysRoute = defineRoute("keys:read", {
+  method: "get",
+  path: "/v1/keys",
+  tags: ["keys"],
+  summary: "List API keys (never hashes or raw keys)",
+  request: {
+    query: PaginationQuery.extend({
+      role: z
+        .enum(ROLES)
+        .optional()
+        .openapi({ param: { name: "role", in: "query" } }),
+      status: z
+        .enum(KEY_STATUSES)
+        .optional()
+        .openapi({ param: { name: "status", in: "query" } }),
+    }),
+  },
+  responses: { 200: { description: "A page of keys", content: { "application/json": { schema: pageSchema(KeySchema) } } }, ...errorResponses(400) },
+});
+
+const getKeyRoute = defineRoute("keys:read", {
+  method: "get",
+  path: "/v1/keys/{id}",
+  tags: ["keys"],
+  summary: "One API key",
+  request: { params: IdParam },
+  responses: { 200: { description: "The key", content: { "application/json": { schema: KeySchema } } }, ...errorResponses(400, 404) },
+});
+
+const revokeKeyRoute = defineRoute("keys:revoke", {
+  method: "post",
+  path: "/v1/keys/{id}/revoke",
+  tags: ["keys"],
+  summary: "Revoke an API key (and every token issued to it) at once",
+  request: { params: IdParam },
+  responses: { 200: { description: "Revoked", content: { "application/json": { schema: KeySchema } } }, ...errorResponses(400, 404, 409) },
+});
+
+const rotateKeyRoute = defineRoute("keys:create", {
+  method: "post",
+  path: "/v1/keys/{id}/rotate",
+  tags: ["keys"],
+  summary: "Replace a key; the old one stays valid for grace_seconds (default 0). Also needs keys:revoke.",
+  request: {
+    params: IdParam,
+    body: {
+      required: false,
+      content: {
+        "application/json": {
+          schema: z.object({
+            grace_seconds: z.number().int().min(0).max(MAX_GRACE_SECONDS).optional(),
+            expires_at: Timestamp.nullable().optional().describe("the new key's expiry; defaults to the old key's"),
+          }),
+        },
+      },
+    },
+  },
+  responses: {
+    201: {
+      description: "The new key (raw, once) and the old key's new state",
+      content: { "application/json": { schema: CreatedKeySchema.extend({ previous: KeySchema }) } },
+    },
+    ...errorResponses(400, 404, 409),
+  },
+});
+
+const issueTokenRoute = defineRoute("tokens:issue", {
+  method: "post",
+  path: "/v1/auth/token",
+  tags: ["auth"],
+  summary: "Exchange an API key for a short-lived JWT service token",
+  request: {
+    body: {
+      required: false,
+      content: {
+        "application/json": {
+          schema: z.object({
+            ttl_seconds: z.number().int().min(1).max(86_400).optional().describe("capped by the server's maximum"),
+            permissions: z.array(Permission).min(1).optional().describe("narrow the token to these of the key's permissions"),
+          }),
+        },
+      },
+    },
+  },
+  responses: {
+    200: {
+      description: "A signed token",
+      content: {
+        "application/json": {
+          schema: z
+            .object({
+              access_token: z.string(),
+              token_type: z.literal("Bearer"),
+              expires_in: z.number().int(),
+              expires_at: z.string(),
+              jti: z.uuid(),
+              permissions: z.array(Permission),
+            })
+            .openapi("ServiceToken"),
+        },
+      },
+    },
+    ...errorResponses(400),
+  },
+});
+
+const revokeTokenRoute = defineRoute("tokens:issue", {
+  method: "post",
+  path: "/v1/auth/revoke",
+  tags: ["auth"],
+  summary: "Revoke a service token by jti (your own, or any with keys:revoke); no jti revokes the token presented",
+  request: {
+    body: { required: false, content: { "application/json": { schema: z.object({ jti: z.uuid().optional() }) } } },
+  },
+  responses: {
+    200: { description: "Revoked", content: { "application/json": { schema: z.object({ jti: z.uuid(), revoked_at: z.string() }) } } },
+    ...errorResponses(400, 404, 409),
+  },
+});
+
+const AuthEventSchema = z
+  .object({
+    id: z.uuid(),
+    created_at: z.string(),
+    action: z.string(),
+    outcome: z.enum(["success", "failure"]),
+    reason: z.string().nullable(),
+    actor_key_id: z.uuid().nullable(),
+    target_id: z.string().nullable(),
+    address: z.string().nullable(),
+    user_agent: z.string().nullable(),
+    request_id: z.string().nullable(),
+  })
+  .openapi("AuthEvent");
+
+const listAuditRoute = defineRoute("audit:read", {
+  method: "get",
+  path: "/v1/audit/auth",
+  tags: ["audit"],
+  summary: "Authentication audit trail, newest first",
+  request: {
+    query: PaginationQuery.extend({
+      actor_key_id: z
+        .uuid()
+        .optional()
+        .openapi({ param: { name: "actor_key_id", in: "query" } }),
+      action: z
+        .enum(AUTH_ACTIONS)
+        .optional()
+        .openapi({ param: { name: "action", in: "query" } }),
+      outcome: z
+        .enum(["success", "failure"])
+        .optional()
+        .openapi({ param: { name: "outcome", in: "query" } }),
+      since: Timestamp.optional().openapi({ param: { name: "since", in: "query" } }),
+      until: Timestamp.optional().openapi({ param: { name: "until", in: "query" } }),
+    }),
+  },
+  responses: {
+    200: { description: "A page of events", content: { "application/json": { schema: pageSchema(AuthEventSchema) } } },
+    ...errorResponses(400),
+  },
+});
+
+const jwksRoute = defineRoute("public", {
+  method: "get",
+  path: "/.well-known/jwks.json",
+  tags: ["auth"],
+  summary: "Public keys that verify service tokens",
+  responses: {
+    200: {
+      description: "JSON Web Key Set",
+      content: { "application/json": { schema: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).openapi("JWKS") } },
+    },
+  },
+});
+
+/** Keys, tokens, the auth audit trail and the JWKS: parse → service → shape. */
+export function authRoutes(auth: AuthRuntime) {
+  const { deps } = auth;
+  const now = () => deps.clock.now();
+  const meta = (c: Context<AppEnv>) => requestMeta(c, deps.config.TRUST_PROXY_HOPS);
+  const date = (value: string | null | undefined) => (value ? new Date(value) : value);
+  return createRouter()
+    .openapi(createKeyRoute, async (c) => {
+      const body = c.req.valid("json");
+      const { key, row } = await createKey(
+        auth.keyService,
+        c.var.principal!,
+        { ...body, expiresAt: body.expires_at ? new Date(body.expires_at) : undefined },
+        meta(c),
+      );
+      return c.json({ ...keyView(row, now()), key }, 201);
+    })
+    .openapi(listKeysRoute, async (c) => c.json(await listKeys(deps.database.db, c.req.valid("query"), now()), 200))
+    .openapi(getKeyRoute, async (c) => c.json(keyView(await getKey(deps.database.db, c.req.valid("param").id), now()), 200))
+    .openapi(revokeKeyRoute, async (c) => {
+      const row = await revokeKey(auth.keyService, c.var.principal!, c.req.valid("param").id, meta(c));
+      return c.json(keyView(row, now()), 200);
+    })
+    .openapi(rotateKeyRoute, async (c) => {
+      const body = c.req.valid("json");
+      const { key, row, old } = await rotateKey(
+        auth.keyService,
+        c.var.principal!,
+        c.req.valid("param").id,
+        { graceSeconds: body.grace_seconds ?? 0, expiresAt: date(body.expires_at) },
+        meta(c),
+      );
+      return c.json({ ...keyView(row, now()), key, previous: keyView(old, now()) }, 201);
+    })
+    .openapi(issueTokenRoute, async (c) => {
+      const body = c.req.valid("json");
+      const issued = await issueToken(auth.sessions, c.var.principal!, { ttlSeconds: body.ttl_seconds, permissions: body.permissions }, meta(c));
+      c.header("Cache-Control", "no-store");
+      return c.json(
+        {
+          access_token: issued.token,
+          token_type: "Bearer" as const,
+          expires_in: issued.ttlSeconds,
+          expires_at: issued.expiresAt.toISOString(),
+          jti: issued.jti,
+          permissions: issued.permissions,
+        },
+        200,
+      );
+    })
+    .openapi(revokeTokenRoute, async (c) => {
+      const principal = c.var.principal!;
+      const jti = c.req.valid("json").jti ?? principal.tokenId;
+      if (!jti) throw badRequest("jti_required", "give the jti of the token to revoke (or call with the token itself)");
+      const row = await revokeToken(auth.sessions, principal, jti, meta(c));
+      return c.json({ jti: row.id, revoked_at: row.revokedAt!.toISOString() }, 200);
+    })
+    .openapi(listAuditRoute, async (c) => {
+      const query = c.req.valid("query");
+      await auth.audit.flush();
+      const page = await listAuthEvents(deps.database.db, { ...query, since: date(query.since) ?? undefined, until: date(query.until) ?? undefined });
+      return c.json(page, 200);
+    })
+    .openapi(jwksRoute, async (c) => {
+      c.header("Cache-Control", "public, max-age=300");
+      return c.json(await auth.signer.jwks(), 200);
+    });
+}

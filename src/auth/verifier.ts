@@ -1,0 +1,145 @@
+import { timingSafeEqual } from "node:crypto";
+import { eq } from "drizzle-orm";
+import type { Database } from "../db/client";
+import { type ApiKeyRow, apiKeys, operatorSessions } from "../db/schema";
+import type { Clock } from "../deps";
+import { ApiError } from "../http/errors";
+import type { Logger } from "../observability/logger";
+import { findApiKeyByHash, findApiKeyById } from "./api-keys";
+import { hashApiKeySync, isWellFormedApiKey, KEY_PREFIX } from "./key-format";
+import { effectivePermissions, type Permission, type Principal } from "./rbac";
+import type { TokenSigner } from "./tokens";
+import { TokenRejected } from "./tokens";
+import { createTtlCache } from "./ttl-cache";
+
+/** A 401 that also names the key involved (when one was identified), for the audit trail. */
+export class AuthFailure extends ApiError {
+  constructor(
+    code: string,
+    message: string,
+    readonly actorKeyId?: string,
+  ) {
+    super(401, code, message, undefined, { "WWW-Authenticate": `Bearer realm="arbiter", error="invalid_token"` });
+  }
+}
+
+/** `last_used_at` is written at most this often per key, off the request path. */
+export const LAST_USED_INTERVAL_MS = 60_000;
+
+type SessionRow = typeof operatorSessions.$inferSelect;
+
+export interface CredentialVerifier {
+  /** An API key or a JWT service token → the principal, or an AuthFailure. */
+  verify(raw: string): Promise<Principal>;
+  /** Drops a key from this replica's cache at once (revocation, rotation). */
+  forgetKey(row: Pick<ApiKeyRow, "id" | "keyHash">): void;
+  forgetSession(jti: string): void;
+}
+
+/**
+ * Credential verification with an in-process cache of key and session lookups. A cached entry
+ * lives `ttlMs`: the bound on how long another replica may still accept a key revoked elsewhere.
+ * Expiry and revocation times are checked on every request, so a future `revoked_at` (rotation
+ * grace) ends exactly on time even for a cached key.
+ */
+export function createVerifier(deps: { db: Database; clock: Clock; logger: Logger; signer: TokenSigner; ttlMs: number }): CredentialVerifier {
+  const now = () => deps.clock.now().getTime();
+  const keysByHash = createTtlCache<ApiKeyRow>({ ttlMs: deps.ttlMs, now });
+  const keysById = createTtlCache<ApiKeyRow>({ ttlMs: deps.ttlMs, now });
+  const sessions = createTtlCache<SessionRow>({ ttlMs: deps.ttlMs, now });
+  const lastTouched = new Map<string, number>();
+
+  const remember = (row: ApiKeyRow) => {
+    keysByHash.set(row.keyHash, row);
+    keysById.set(row.id, row);
+  };
+
+  const assertUsable = (row: ApiKeyRow) => {
+    const at = now();
+    if (row.revokedAt && row.revokedAt.getTime() <= at) throw new AuthFailure("key_revoked", "the API key has been revoked", row.id);
+    if (row.expiresAt && row.expiresAt.getTime() <= at) throw new AuthFailure("key_expired", "the API key has expired", row.id);
+  };
+
+  const touch = (row: ApiKeyRow) => {
+    const at = now();
+    const last = lastTouched.get(row.id) ?? row.lastUsedAt?.getTime() ?? 0;
+    if (at - last < LAST_USED_INTERVAL_MS) return;
+    lastTouched.set(row.id, at);
+    deps.db
+      .update(apiKeys)
+      .set({ lastUsedAt: new Date(at) })
+      .where(eq(apiKeys.id, row.id))
+      .catch((error: unknown) => deps.logger.warn("last_used_at update failed", { key_id: row.id, error: (error as Error).message }));
+  };
+
+  const principalFor = (row: ApiKeyRow, permissions: Set<Permission>, tokenId?: string): Principal => ({
+    keyId: row.id,
+    keyName: row.name,
+    role: row.role,
+    permissions,
+    via: tokenId ? "token" : "api_key",
+    ...(tokenId ? { tokenId } : {}),
+  });
+
+  async function verifyApiKey(raw: string): Promise<Principal> {
+    if (!isWellFormedApiKey(raw)) throw new AuthFailure("invalid_key", "the API key is malformed");
+    const hash = hashApiKeySync(raw);
+    let row = keysByHash.get(hash);
+    if (!row) {
+      row = await findApiKeyByHash(deps.db, hash);
+      // Unknown and wrong keys end here alike; the comparison below is constant-time either way.
+      if (!row) throw new AuthFailure("invalid_key", "the API key is not valid");
+      remember(row);
+    }
+    if (!timingSafeEqual(Buffer.from(row.keyHash), Buffer.from(hash))) throw new AuthFailure("invalid_key", "the API key is not valid");
+    assertUsable(row);
+    touch(row);
+    return principalFor(row, effectivePermissions(row.role, row.permissions));
+  }
+
+  async function verifyToken(raw: string): Promise<Principal> {
+    let claims: Awaited<ReturnType<TokenSigner["verify"]>>;
+    try {
+      claims = await deps.signer.verify(raw);
+    } catch (error) {
+      if (error instanceof TokenRejected) throw new AuthFailure(error.code, error.message);
+      throw error;
+    }
+    let session = sessions.get(claims.jti);
+    if (!session) {
+      [session] = await deps.db.select().from(operatorSessions).where(eq(operatorSessions.id, claims.jti)).limit(1);
+      if (!session || session.keyId !== claims.sub) throw new AuthFailure("invalid_token", "the token is not known to this server");
+      sessions.set(claims.jti, session);
+    }
+    if (session.revokedAt && session.revokedAt.getTime() <= now()) {
+      throw new AuthFailure("token_revoked", "the token has been revoked", session.keyId);
+    }
+    let key = keysById.get(session.keyId);
+    if (!key) {
+      key = await findApiKeyById(deps.db, session.keyId);
+      if (!key) throw new AuthFailure("invalid_token", "the token's key no longer exists");
+      remember(key);
+    }
+    // Revoking (or expiring) the parent key ends its tokens too.
+    assertUsable(key);
+    touch(key);
+    const allowed = effectivePermissions(key.role, key.permissions);
+    const granted = new Set(session.permissions.filter((p): p is Permission => allowed.has(p as Permission)));
+    return principalFor(key, granted, claims.jti);
+  }
+
+  return {
+    verify(raw) {
+      if (raw.startsWith(KEY_PREFIX)) return verifyApiKey(raw);
+      if (raw.split(".").length === 3) return verifyToken(raw);
+      return Promise.reject(new AuthFailure("invalid_key", "the credential is neither an API key nor a service token"));
+    },
+    forgetKey(row) {
+      keysByHash.delete(row.keyHash);
+      keysById.delete(row.id);
+    },
+    forgetSession(jti) {
+      sessions.delete(jti);
+    },
+  };
+}

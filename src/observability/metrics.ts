@@ -1,0 +1,90 @@
+import type { Meter } from "@opentelemetry/api";
+import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
+import { MeterProvider } from "@opentelemetry/sdk-metrics";
+
+/**
+ * Arbiter's own metrics: one OpenTelemetry MeterProvider per app instance (never registered
+ * globally, so a test process can run several apps side by side), read by the Prometheus exporter
+ * with its HTTP server disabled; Arbiter serves the exposition itself at GET /metrics.
+ *
+ * The exporter renders an instrument name by replacing dots with underscores and appending
+ * `_total` to monotonic counters; it adds no unit suffix. So `http.server.request.duration`
+ * (unit s) is scraped as `http_server_request_duration_bucket|_sum|_count`, and
+ * `arbiter.decisions.created` as `arbiter_decisions_created_total`.
+ */
+export interface MetricsRegistry {
+  /** the meter every module instruments with */
+  readonly meter: Meter;
+  /** the current values in the Prometheus text exposition format */
+  render(): Promise<string>;
+  shutdown(): Promise<void>;
+}
+
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** Request-latency buckets in seconds, from a cache hit to a long database stall. */
+export const HTTP_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 30, 60];
+/** Query-latency buckets in seconds: most statements finish in well under a millisecond. */
+export const DB_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface MetricsOptions {
+  version: string;
+  /** the build's release id, shown on the build-info series */
+  releaseId?: string;
+  /** process start, for the uptime gauge */
+  startedAt?: number;
+}
+
+export function createMetricsRegistry(options: MetricsOptions): MetricsRegistry {
+  const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true, withoutTargetInfo: true });
+  const serializer = new PrometheusSerializer(undefined, false, undefined, true, true);
+  const provider = new MeterProvider({ readers: [exporter] });
+  const meter = provider.getMeter("arbiter", options.version);
+  registerProcessMetrics(meter, options);
+  return {
+    meter,
+    async render() {
+      const { resourceMetrics } = await exporter.collect();
+      return serializer.serialize(resourceMetrics);
+    },
+    shutdown: () => provider.shutdown(),
+  };
+}
+
+function registerProcessMetrics(meter: Meter, options: MetricsOptions): void {
+  const startedAt = options.startedAt ?? Date.now();
+  const runtime = typeof Bun !== "undefined" ? "bun" : "node";
+  const runtimeVersion = typeof Bun !== "undefined" ? Bun.version : process.versions.node;
+  meter
+    .createObservableGauge("arbiter.build.info", { description: "Always 1; the labels name the running build" })
+    .addCallback((result) =>
+      result.observe(1, {
+        version: options.version,
+        release_id: options.releaseId ?? options.version,
+        runtime,
+        runtime_version: runtimeVersion ?? "unknown",
+      }),
+    );
+  meter
+    .createObservableGauge("process.uptime", { description: "Seconds since the process started", unit: "s" })
+    .addCallback((result) => result.observe((Date.now() - startedAt) / 1000));
+  meter
+    .createObservableGauge("process.memory.usage", { description: "Process memory in bytes, by kind", unit: "By" })
+    .addCallback((result) => {
+      const usage = process.memoryUsage();
+      result.observe(usage.rss, { "memory.type": "rss" });
+      result.observe(usage.heapUsed, { "memory.type": "heap_used" });
+      result.observe(usage.heapTotal, { "memory.type": "heap_total" });
+      result.observe(usage.external, { "memory.type": "external" });
+    });
+}
+
+/** Cache lookups by outcome, one pair of counters every cached read shares (labelled by what is cached). */
+export function cacheInstruments(meter: Meter) {
+  return {
+    hits: meter.createCounter("arbiter.cache.hits", { description: "Cache reads answered from the cache" }),
+    misses: meter.createCounter("arbiter.cache.misses", {
+      description: "Cache reads that went to the database (absent entry or cache unavailable)",
+    }),
+  };
+}

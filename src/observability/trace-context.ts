@@ -1,0 +1,67 @@
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "../http/env";
+
+/**
+ * W3C Trace Context (https://www.w3.org/TR/trace-context/): a request's `traceparent` is accepted
+ * when well-formed, so Arbiter's log lines and outgoing calls join the caller's trace; otherwise a
+ * new trace starts. Each request gets its own span id, echoed back in the response's `traceparent`.
+ */
+export interface TraceContext {
+  /** 32 lowercase hex digits */
+  traceId: string;
+  /** this request's span: 16 lowercase hex digits */
+  spanId: string;
+  /** the caller's span, when the trace was continued */
+  parentSpanId?: string;
+  sampled: boolean;
+  /** the caller's `tracestate`, passed on unchanged */
+  traceState?: string;
+}
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
+const ALL_ZERO = /^0+$/;
+
+/** Parses a `traceparent` header; undefined when it is absent or malformed (the spec says: start a new trace). */
+export function parseTraceparent(header: string | null | undefined): { traceId: string; parentSpanId: string; sampled: boolean } | undefined {
+  const match = TRACEPARENT.exec(header?.trim() ?? "");
+  if (!match) return undefined;
+  const [, version, traceId, parentSpanId, flags, rest] = match as unknown as [string, string, string, string, string, string?];
+  // Version ff is invalid; version 00 has no trailing fields; ids of all zeros are invalid.
+  if (version === "ff" || (version === "00" && rest) || ALL_ZERO.test(traceId) || ALL_ZERO.test(parentSpanId)) return undefined;
+  return { traceId, parentSpanId, sampled: (Number.parseInt(flags, 16) & 1) === 1 };
+}
+
+export function formatTraceparent(context: Pick<TraceContext, "traceId" | "spanId" | "sampled">): string {
+  return `00-${context.traceId}-${context.spanId}-${context.sampled ? "01" : "00"}`;
+}
+
+function randomHex(bytes: number): string {
+  const buffer = crypto.getRandomValues(new Uint8Array(bytes));
+  const hex = Array.from(buffer, (b) => b.toString(16).padStart(2, "0")).join("");
+  return ALL_ZERO.test(hex) ? randomHex(bytes) : hex;
+}
+
+/** Headers that carry `context` onward on an outgoing request (webhooks, other services). */
+export function propagationHeaders(context: TraceContext): Record<string, string> {
+  const headers: Record<string, string> = { traceparent: formatTraceparent(context) };
+  if (context.traceState) headers.tracestate = context.traceState;
+  return headers;
+}
+
+/** Sets `c.var.trace` and answers with this request's `traceparent`. */
+export function traceContext(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const incoming = parseTraceparent(c.req.header("traceparent"));
+    const traceState = incoming ? c.req.header("tracestate")?.slice(0, 512) : undefined;
+    const trace: TraceContext = {
+      traceId: incoming?.traceId ?? randomHex(16),
+      spanId: randomHex(8),
+      sampled: incoming?.sampled ?? true,
+      ...(incoming ? { parentSpanId: incoming.parentSpanId } : {}),
+      ...(traceState ? { traceState } : {}),
+    };
+    c.set("trace", trace);
+    await next();
+    c.header("traceparent", formatTraceparent(trace));
+  };
+}
