@@ -5,13 +5,20 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
-import { authenticate } from "./auth/middleware";
+import { authenticate, rateLimit } from "./auth/middleware";
+import { authRoutes } from "./auth/routes";
+import { createAuthRuntime } from "./auth/runtime";
 import { uuidv7 } from "./db/ids";
+import { decisionRoutes } from "./decisions/routes";
 import type { AppDeps } from "./deps";
 import { healthRoutes } from "./health/routes";
 import type { AppEnv } from "./http/env";
 import { ApiError, errorBody, errorResponse } from "./http/errors";
 import { requestLogger } from "./http/middleware";
+import { httpMetrics } from "./observability/http-metrics";
+import { metricsRoutes, metricsTokenAccess } from "./observability/metrics-routes";
+import { traceContext } from "./observability/trace-context";
+import { telemetryRoutes } from "./telemetry/routes";
 
 /**
  * The whole HTTP surface as a plain Hono app. No I/O happens here: every backend arrives in `deps`,
@@ -27,7 +34,9 @@ export function createApp(deps: AppDeps) {
       limitLength: 128,
     }),
   );
+  app.use(traceContext());
   app.use(requestLogger(deps.logger));
+  app.use(httpMetrics(deps.meter));
   app.use(secureHeaders({ strictTransportSecurity: "max-age=63072000; includeSubDomains" }));
   app.use(
     bodyLimit({
@@ -35,9 +44,20 @@ export function createApp(deps: AppDeps) {
       onError: (c) => c.json(errorBody("payload_too_large", `request body exceeds ${deps.config.BODY_LIMIT_BYTES} bytes`), 413),
     }),
   );
-  app.use("/v1/*", authenticate({ db: deps.database.db, cache: deps.cache, clock: deps.clock }));
+  // Identity: authenticate, then rate limit per key (or per address when anonymous).
+  const auth = createAuthRuntime(deps);
+  app.use("/v1/*", authenticate(auth.guard));
+  app.use("/v1/*", rateLimit(auth.guard));
+  app.use("/.well-known/*", rateLimit(auth.guard));
+  // /metrics: a scraper holding METRICS_TOKEN, or an authenticated caller with metrics:read.
+  app.use("/metrics", metricsTokenAccess(deps.config.METRICS_TOKEN, deps.metrics));
+  app.use("/metrics", authenticate(auth.guard));
+  app.route("/", authRoutes(auth));
 
   app.route("/", healthRoutes(deps));
+  app.route("/", decisionRoutes(deps));
+  app.route("/", telemetryRoutes(deps));
+  app.route("/", metricsRoutes(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "ApiKey", { type: "apiKey", in: "header", name: "X-API-Key" });
   app.openAPIRegistry.registerComponent("securitySchemes", "BearerAuth", {

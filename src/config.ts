@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { ROLES, type Role } from "./db/schema";
 import { displayPrefixOf, hashApiKeySync, isWellFormedApiKey } from "./auth/key-format";
+import { ROLES, type Role } from "./db/schema";
 
 /**
  * Every setting Arbiter reads, with its default, in one place. The process environment is parsed
@@ -74,6 +74,31 @@ export const configSchema = z
     HEALTH_CHECK_TIMEOUT_MS: positiveInt.max(60_000).default(1_000),
     RUN_MIGRATIONS: booleanFlag.default(true),
     RELEASE_ID: z.string().max(128).optional(),
+    // Observability: GET /metrics answers callers with metrics:read or this bearer token (compared in constant time).
+    METRICS_TOKEN: z.string().trim().min(16, "must be at least 16 characters").max(512).optional(),
+    /** a second listener serving only GET /metrics (for a scrape network the API port is not on) */
+    METRICS_PORT: port.optional(),
+    METRICS_HOST: z.string().trim().min(1).optional(),
+    // Telemetry.
+    TELEMETRY_RETENTION_DAYS: positiveInt.max(3650).default(30),
+    TELEMETRY_RETENTION_BATCH_SIZE: positiveInt.max(100_000).default(5_000),
+    TELEMETRY_RETENTION_INTERVAL_MS: positiveInt.max(86_400_000).default(3_600_000),
+    TELEMETRY_SNAPSHOT_CACHE_TTL_SECONDS: positiveInt.max(86_400).default(300),
+    // Decisions.
+    DECISION_DEFAULT_TTL_SECONDS: positiveInt.max(30 * 86_400).default(3_600),
+    DECISION_MAX_TTL_SECONDS: positiveInt.max(365 * 86_400).default(7 * 86_400),
+    DECISION_PAYLOAD_MAX_BYTES: positiveInt.max(1024 * 1024).default(64 * 1024),
+    DECISION_CACHE_TTL_MS: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+    DECISION_SWEEP_INTERVAL_MS: positiveInt.max(3_600_000).default(1_000),
+    DECISION_SWEEP_BATCH_SIZE: positiveInt.max(10_000).default(100),
+    /** HMAC-SHA256 key that signs webhook bodies; without it a decision cannot name a callback_url */
+    WEBHOOK_SIGNING_SECRET: z.string().trim().min(32, "must be at least 32 characters").max(512).optional(),
+    WEBHOOK_ALLOW_HTTP_LOOPBACK: booleanFlag.default(false),
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: booleanFlag.default(false),
+    WEBHOOK_MAX_ATTEMPTS: positiveInt.max(50).default(8),
+    WEBHOOK_BACKOFF_BASE_MS: positiveInt.max(3_600_000).default(2_000),
+    WEBHOOK_TIMEOUT_MS: positiveInt.max(60_000).default(5_000),
+    WEBHOOK_POLL_INTERVAL_MS: positiveInt.max(3_600_000).default(1_000),
     // Identity: bootstrap keys are hashed while the configuration is parsed; raw values are never kept.
     ARBITER_API_KEYS: bootstrapKeys.optional(),
     AUTH_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
@@ -101,6 +126,8 @@ export const configSchema = z
     // Backups (bun run backup / restore).
     BACKUP_DIR: z.string().trim().min(1).default("./backups"),
     BACKUP_KEEP: positiveInt.max(1000).default(7),
+    /** a Prometheus textfile (node_exporter textfile collector) updated after every successful backup */
+    BACKUP_METRICS_FILE: z.string().trim().min(1).optional(),
     /** where pg_dump and pg_restore live; found through pg_config and the usual install paths when unset */
     PG_BIN_DIR: z.string().trim().min(1).optional(),
   })

@@ -1,8 +1,11 @@
-import { type Meter, metrics } from "@opentelemetry/api";
+import type { Meter } from "@opentelemetry/api";
+import { bootstrapIdentity } from "./auth/bootstrap";
 import { type Cache, createCache } from "./cache";
 import type { Config } from "./config";
 import { type DatabaseHandle, openPglite, openPostgres } from "./db/client";
+import { instrumentDatabase } from "./observability/database";
 import type { Logger } from "./observability/logger";
+import { createMetricsRegistry, type MetricsRegistry } from "./observability/metrics";
 
 /** A source of time, injected so expiry and token tests need no sleeping. */
 export interface Clock {
@@ -17,8 +20,10 @@ export interface AppDeps {
   cache: Cache;
   logger: Logger;
   clock: Clock;
-  /** every module instruments with this OpenTelemetry meter (no-op until a MeterProvider backs it) */
+  /** every module instruments with this OpenTelemetry meter: `metrics.meter`, from this app's own MeterProvider */
   meter: Meter;
+  /** the meter's Prometheus exposition, served at GET /metrics */
+  metrics: MetricsRegistry;
   version: string;
 }
 
@@ -28,11 +33,16 @@ export class StartupError extends Error {
   override name = "StartupError";
 }
 
+/** The configured database: PostgreSQL when DATABASE_URL is set, embedded PGlite otherwise (not yet pinged). */
+export async function openDatabase(config: Pick<Config, "DATABASE_URL" | "DATABASE_POOL_MAX" | "DATA_DIR">): Promise<DatabaseHandle> {
+  return config.DATABASE_URL
+    ? openPostgres({ url: config.DATABASE_URL, poolMax: config.DATABASE_POOL_MAX })
+    : openPglite({ dataDir: config.DATA_DIR });
+}
+
 /** Opens the backends the configuration names: real servers when configured, embedded otherwise. */
 export async function openDeps(config: Config, logger: Logger): Promise<AppDeps> {
-  const database = config.DATABASE_URL
-    ? await openPostgres({ url: config.DATABASE_URL, poolMax: config.DATABASE_POOL_MAX })
-    : await openPglite({ dataDir: config.DATA_DIR });
+  const database = await openDatabase(config);
   try {
     await database.ping();
   } catch (error) {
@@ -40,6 +50,12 @@ export async function openDeps(config: Config, logger: Logger): Promise<AppDeps>
     throw new StartupError(`database unreachable: ${(error as Error).message}`);
   }
   if (config.RUN_MIGRATIONS) await database.migrate();
+  try {
+    await bootstrapIdentity({ db: database.db, config, logger, now: new Date(), announce: (text) => console.error(text) });
+  } catch (error) {
+    await database.close().catch(() => {});
+    throw new StartupError(`identity bootstrap failed: ${(error as Error).message}`);
+  }
 
   const cache = createCache(config);
   try {
@@ -48,7 +64,9 @@ export async function openDeps(config: Config, logger: Logger): Promise<AppDeps>
     // A cache outage must not stop the service: it starts degraded and /health/ready says so.
     logger.warn("cache unreachable at start; serving degraded", { cache: cache.kind, error: (error as Error).message });
   }
-  return { config, database, cache, logger, clock: systemClock, meter: metrics.getMeter("arbiter", VERSION), version: VERSION };
+  const metrics = createMetricsRegistry({ version: VERSION, releaseId: config.RELEASE_ID });
+  instrumentDatabase(database, metrics.meter, config.DATABASE_POOL_MAX);
+  return { config, database, cache, logger, clock: systemClock, meter: metrics.meter, metrics, version: VERSION };
 }
 
 export async function closeDeps(deps: Pick<AppDeps, "database" | "cache">): Promise<void> {

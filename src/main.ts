@@ -4,8 +4,11 @@
  */
 import { createApp } from "./app";
 import { type Config, ConfigError, loadConfig, redactUrl } from "./config";
+import { startDecisionWorkers } from "./decisions/background";
 import { closeDeps, openDeps, StartupError } from "./deps";
 import { createLogger } from "./observability/logger";
+import { metricsListener } from "./observability/metrics-routes";
+import { startTelemetryRetention } from "./telemetry/retention";
 import { serverTlsOptions, TlsSetupError } from "./tls";
 
 function fail(message: string): never {
@@ -16,6 +19,8 @@ function fail(message: string): never {
 let config: Config;
 try {
   config = loadConfig(process.env);
+  // The config holds only hashes of these keys; drop the raw values from the environment too.
+  delete process.env.ARBITER_API_KEYS;
 } catch (error) {
   if (error instanceof ConfigError) fail(error.message);
   throw error;
@@ -36,6 +41,7 @@ const deps = await openDeps(config, logger).catch((error: unknown) => {
   fail(`startup failed: ${(error as Error).message}`);
 });
 const app = createApp(deps);
+const decisionWorkers = startDecisionWorkers(deps);
 
 const server = Bun.serve({
   port: config.PORT,
@@ -54,6 +60,19 @@ logger.info("listening", {
   startup_ms: Math.round(performance.now() - started),
 });
 
+// Background work lives here, not in createApp, so an app built by a test starts no timers.
+const stopRetention = startTelemetryRetention(deps);
+// Optional second listener serving only GET /metrics, for a scrape network the API port is not on.
+const metricsServer =
+  config.METRICS_PORT === undefined
+    ? undefined
+    : Bun.serve({
+        port: config.METRICS_PORT,
+        hostname: config.METRICS_HOST ?? config.HOST,
+        fetch: metricsListener(deps.metrics, config.METRICS_TOKEN),
+      });
+if (metricsServer) logger.info("metrics listening", { url: new URL("/metrics", metricsServer.url).toString() });
+
 let stopping = false;
 async function shutdown(signal: string) {
   if (stopping) return;
@@ -66,6 +85,8 @@ async function shutdown(signal: string) {
     logger.warn("drain timed out; closing remaining connections", { in_flight: server.pendingRequests });
     await server.stop(true);
   }
+  await Promise.allSettled([stopRetention(), metricsServer?.stop(true)]);
+  await decisionWorkers.stop();
   await closeDeps(deps);
   logger.info("stopped", { signal });
   process.exit(0);

@@ -162,7 +162,9 @@ export interface RotateInput {
 export async function rotateKey(deps: KeyServiceDeps, actor: Actor, id: string, input: RotateInput, meta: RequestMeta) {
   const now = deps.clock.now();
   if (actor && !actor.permissions.has("keys:revoke")) {
-    throw new ApiError(403, "forbidden", "rotating a key also revokes it: this needs the keys:revoke permission", { required: "keys:revoke" });
+    throw new ApiError(403, "forbidden", "rotating a key also revokes it: this needs the keys:revoke permission", {
+      required: "keys:revoke",
+    });
   }
   if (input.expiresAt && input.expiresAt <= now) throw badRequest("invalid_expiry", "expires_at must be in the future");
   const result = await deps.db.transaction(async (tx) => {

@@ -83,14 +83,18 @@ export function authenticate(deps: GuardDeps): MiddlewareHandler<AppEnv> {
     const { AUTH_FAILURE_LIMIT: limit, AUTH_FAILURE_WINDOW_MS: windowMs } = deps.config;
     const nowMs = deps.clock.now().getTime();
 
-    const failures = await peekWindow(deps.cache, failureKey(address), limit, windowMs, nowMs).catch(skip);
-    if (failures && !failures.allowed) {
-      deps.rateLimitRejections.add(1, { scope: "address" });
-      throw tooMany("too_many_failed_attempts", "too many failed authentication attempts from this address; retry later", failures);
-    }
+    // Checked only when the credential is not already verified in this replica's cache: guessing
+    // always takes that path, while a client sharing an address with a guesser keeps working.
+    const refuseWhenThrottled = async () => {
+      const failures = await peekWindow(deps.cache, failureKey(address), limit, windowMs, nowMs).catch(skip);
+      if (failures && !failures.allowed) {
+        deps.rateLimitRejections.add(1, { scope: "address" });
+        throw tooMany("too_many_failed_attempts", "too many failed authentication attempts from this address; retry later", failures);
+      }
+    };
 
     try {
-      const principal = await deps.verifier.verify(raw);
+      const principal = await deps.verifier.verify(raw, refuseWhenThrottled);
       c.set("principal", principal);
       deps.audit.record({ ...meta, action: "authenticate", outcome: "success", actorKeyId: principal.keyId, targetId: principal.tokenId });
     } catch (error) {

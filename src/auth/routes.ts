@@ -86,7 +86,10 @@ const listKeysRoute = defineRoute("keys:read", {
         .openapi({ param: { name: "status", in: "query" } }),
     }),
   },
-  responses: { 200: { description: "A page of keys", content: { "application/json": { schema: pageSchema(KeySchema) } } }, ...errorResponses(400) },
+  responses: {
+    200: { description: "A page of keys", content: { "application/json": { schema: pageSchema(KeySchema) } } },
+    ...errorResponses(400),
+  },
 });
 
 const getKeyRoute = defineRoute("keys:read", {
@@ -251,7 +254,7 @@ export function authRoutes(auth: AuthRuntime) {
   const { deps } = auth;
   const now = () => deps.clock.now();
   const meta = (c: Context<AppEnv>) => requestMeta(c, deps.config.TRUST_PROXY_HOPS);
-  const date = (value: string | null | undefined) => (value ? new Date(value) : value);
+  const date = (value: string | null | undefined): Date | null | undefined => (value ? new Date(value) : value === null ? null : undefined);
   return createRouter()
     .openapi(createKeyRoute, async (c) => {
       const body = c.req.valid("json");
@@ -282,7 +285,12 @@ export function authRoutes(auth: AuthRuntime) {
     })
     .openapi(issueTokenRoute, async (c) => {
       const body = c.req.valid("json");
-      const issued = await issueToken(auth.sessions, c.var.principal!, { ttlSeconds: body.ttl_seconds, permissions: body.permissions }, meta(c));
+      const issued = await issueToken(
+        auth.sessions,
+        c.var.principal!,
+        { ttlSeconds: body.ttl_seconds, permissions: body.permissions },
+        meta(c),
+      );
       c.header("Cache-Control", "no-store");
       return c.json(
         {
@@ -306,7 +314,11 @@ export function authRoutes(auth: AuthRuntime) {
     .openapi(listAuditRoute, async (c) => {
       const query = c.req.valid("query");
       await auth.audit.flush();
-      const page = await listAuthEvents(deps.database.db, { ...query, since: date(query.since) ?? undefined, until: date(query.until) ?? undefined });
+      const page = await listAuthEvents(deps.database.db, {
+        ...query,
+        since: date(query.since) ?? undefined,
+        until: date(query.until) ?? undefined,
+      });
       return c.json(page, 200);
     })
     .openapi(jwksRoute, async (c) => {

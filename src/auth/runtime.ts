@@ -1,7 +1,7 @@
 import type { AppDeps } from "../deps";
 import { type AuthAudit, createAuthAudit } from "./audit";
 import type { KeyServiceDeps } from "./keys-service";
-import { authenticate, type GuardDeps, rateLimit } from "./middleware";
+import type { GuardDeps } from "./middleware";
 import type { SessionDeps } from "./sessions";
 import { createTokenSigner, type TokenSigner } from "./tokens";
 import { type CredentialVerifier, createVerifier } from "./verifier";
@@ -21,7 +21,14 @@ export function createAuthRuntime(deps: AppDeps): AuthRuntime {
   const db = deps.database.db;
   const audit = createAuthAudit({ db, clock: deps.clock, logger: deps.logger });
   const signer = createTokenSigner({ db, config: deps.config, clock: deps.clock });
-  const verifier = createVerifier({ db, clock: deps.clock, logger: deps.logger, signer, ttlMs: deps.config.AUTH_CACHE_TTL_MS });
+  const verifier = createVerifier({
+    db,
+    clock: deps.clock,
+    logger: deps.logger,
+    signer,
+    ttlMs: deps.config.AUTH_CACHE_TTL_MS,
+    clockToleranceSeconds: deps.config.TOKEN_CLOCK_TOLERANCE_SECONDS,
+  });
   return {
     deps,
     audit,
@@ -43,5 +50,3 @@ export function createAuthRuntime(deps: AppDeps): AuthRuntime {
     },
   };
 }
-
-export { authenticate, rateLimit };

@@ -1,4 +1,4 @@
-import { and, desc, gt, isNull, or, sql } from "drizzle-orm";
+import { desc, gt, isNull, or, sql } from "drizzle-orm";
 import {
   type CryptoKey,
   calculateJwkThumbprint,
@@ -122,7 +122,8 @@ async function generateStoredKey(db: Database, now: Date): Promise<void> {
 }
 
 /** A retired key's public half stays published until every token it signed has expired. */
-const retentionMs = (config: TokenConfig) => (config.TOKEN_MAX_TTL_SECONDS + config.TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000 + 2 * KEY_SET_REFRESH_MS;
+const retentionMs = (config: TokenConfig) =>
+  (config.TOKEN_MAX_TTL_SECONDS + config.TOKEN_CLOCK_TOLERANCE_SECONDS) * 1000 + 2 * KEY_SET_REFRESH_MS;
 
 /**
  * The signing key and every key that still verifies. With no configured key, the newest stored

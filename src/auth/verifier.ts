@@ -8,8 +8,7 @@ import type { Logger } from "../observability/logger";
 import { findApiKeyByHash, findApiKeyById } from "./api-keys";
 import { hashApiKeySync, isWellFormedApiKey, KEY_PREFIX } from "./key-format";
 import { effectivePermissions, type Permission, type Principal } from "./rbac";
-import type { TokenSigner } from "./tokens";
-import { TokenRejected } from "./tokens";
+import { type TokenClaims, TokenRejected, type TokenSigner } from "./tokens";
 import { createTtlCache } from "./ttl-cache";
 
 /** A 401 that also names the key involved (when one was identified), for the audit trail. */
@@ -29,8 +28,12 @@ export const LAST_USED_INTERVAL_MS = 60_000;
 type SessionRow = typeof operatorSessions.$inferSelect;
 
 export interface CredentialVerifier {
-  /** An API key or a JWT service token → the principal, or an AuthFailure. */
-  verify(raw: string): Promise<Principal>;
+  /**
+   * An API key or a JWT service token → the principal, or an AuthFailure. `beforeSlowPath` runs
+   * once before anything not answered from this replica's cache (a database lookup, a signature
+   * check): failed-authentication throttling hooks in there, since guessing never hits the cache.
+   */
+  verify(raw: string, beforeSlowPath?: () => Promise<void>): Promise<Principal>;
   /** Drops a key from this replica's cache at once (revocation, rotation). */
   forgetKey(row: Pick<ApiKeyRow, "id" | "keyHash">): void;
   forgetSession(jti: string): void;
@@ -42,11 +45,21 @@ export interface CredentialVerifier {
  * Expiry and revocation times are checked on every request, so a future `revoked_at` (rotation
  * grace) ends exactly on time even for a cached key.
  */
-export function createVerifier(deps: { db: Database; clock: Clock; logger: Logger; signer: TokenSigner; ttlMs: number }): CredentialVerifier {
+export function createVerifier(deps: {
+  db: Database;
+  clock: Clock;
+  logger: Logger;
+  signer: TokenSigner;
+  ttlMs: number;
+  /** seconds of leeway on `exp`, as for a fresh verification */
+  clockToleranceSeconds: number;
+}): CredentialVerifier {
   const now = () => deps.clock.now().getTime();
   const keysByHash = createTtlCache<ApiKeyRow>({ ttlMs: deps.ttlMs, now });
   const keysById = createTtlCache<ApiKeyRow>({ ttlMs: deps.ttlMs, now });
   const sessions = createTtlCache<SessionRow>({ ttlMs: deps.ttlMs, now });
+  // Verified token claims, keyed by the token's SHA-256 (the token itself is not kept).
+  const verifiedTokens = createTtlCache<TokenClaims>({ ttlMs: deps.ttlMs, now });
   const lastTouched = new Map<string, number>();
 
   const remember = (row: ApiKeyRow) => {
@@ -81,11 +94,12 @@ export function createVerifier(deps: { db: Database; clock: Clock; logger: Logge
     ...(tokenId ? { tokenId } : {}),
   });
 
-  async function verifyApiKey(raw: string): Promise<Principal> {
-    if (!isWellFormedApiKey(raw)) throw new AuthFailure("invalid_key", "the API key is malformed");
+  async function verifyApiKey(raw: string, slowPath: () => Promise<void>): Promise<Principal> {
     const hash = hashApiKeySync(raw);
     let row = keysByHash.get(hash);
     if (!row) {
+      await slowPath();
+      if (!isWellFormedApiKey(raw)) throw new AuthFailure("invalid_key", "the API key is malformed");
       row = await findApiKeyByHash(deps.db, hash);
       // Unknown and wrong keys end here alike; the comparison below is constant-time either way.
       if (!row) throw new AuthFailure("invalid_key", "the API key is not valid");
@@ -97,16 +111,25 @@ export function createVerifier(deps: { db: Database; clock: Clock; logger: Logge
     return principalFor(row, effectivePermissions(row.role, row.permissions));
   }
 
-  async function verifyToken(raw: string): Promise<Principal> {
-    let claims: Awaited<ReturnType<TokenSigner["verify"]>>;
-    try {
-      claims = await deps.signer.verify(raw);
-    } catch (error) {
-      if (error instanceof TokenRejected) throw new AuthFailure(error.code, error.message);
-      throw error;
+  async function verifyToken(raw: string, slowPath: () => Promise<void>): Promise<Principal> {
+    const digest = hashApiKeySync(raw);
+    let claims = verifiedTokens.get(digest);
+    if (!claims) {
+      await slowPath();
+      try {
+        claims = await deps.signer.verify(raw);
+      } catch (error) {
+        if (error instanceof TokenRejected) throw new AuthFailure(error.code, error.message);
+        throw error;
+      }
+      verifiedTokens.set(digest, claims);
+    } else if ((claims.exp + deps.clockToleranceSeconds) * 1000 <= now()) {
+      verifiedTokens.delete(digest);
+      throw new AuthFailure("token_expired", "the token has expired");
     }
     let session = sessions.get(claims.jti);
     if (!session) {
+      await slowPath();
       [session] = await deps.db.select().from(operatorSessions).where(eq(operatorSessions.id, claims.jti)).limit(1);
       if (!session || session.keyId !== claims.sub) throw new AuthFailure("invalid_token", "the token is not known to this server");
       sessions.set(claims.jti, session);
@@ -116,6 +139,7 @@ export function createVerifier(deps: { db: Database; clock: Clock; logger: Logge
     }
     let key = keysById.get(session.keyId);
     if (!key) {
+      await slowPath();
       key = await findApiKeyById(deps.db, session.keyId);
       if (!key) throw new AuthFailure("invalid_token", "the token's key no longer exists");
       remember(key);
@@ -129,10 +153,17 @@ export function createVerifier(deps: { db: Database; clock: Clock; logger: Logge
   }
 
   return {
-    verify(raw) {
-      if (raw.startsWith(KEY_PREFIX)) return verifyApiKey(raw);
-      if (raw.split(".").length === 3) return verifyToken(raw);
-      return Promise.reject(new AuthFailure("invalid_key", "the credential is neither an API key nor a service token"));
+    async verify(raw, beforeSlowPath) {
+      let entered = false;
+      const slowPath = async () => {
+        if (entered) return;
+        entered = true;
+        await beforeSlowPath?.();
+      };
+      if (raw.startsWith(KEY_PREFIX)) return verifyApiKey(raw, slowPath);
+      await slowPath();
+      if (raw.split(".").length === 3) return verifyToken(raw, slowPath);
+      throw new AuthFailure("invalid_key", "the credential is neither an API key nor a service token");
     },
     forgetKey(row) {
       keysByHash.delete(row.keyHash);

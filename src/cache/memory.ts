@@ -56,6 +56,8 @@ export function createMemoryCache(options: { maxEntries?: number; now?: () => nu
       }
       const count = Number(entry.value) + 1;
       entry.value = String(count);
+      // As in Redis: a counter found without an expiry gets one, so a window always ends.
+      if (entry.expiresAt === Number.POSITIVE_INFINITY) entry.expiresAt = now() + ttlMs;
       return { count, ttlMs: Math.max(0, entry.expiresAt - now()) };
     },
     async publish(channel, message) {
@@ -71,7 +73,8 @@ export function createMemoryCache(options: { maxEntries?: number; now?: () => nu
       handlers.add(handler);
       return async () => {
         handlers.delete(handler);
-        if (handlers.size === 0) channels.delete(channel);
+        // Only this round's set: a stale second call must not drop a newer round of subscribers.
+        if (handlers.size === 0 && channels.get(channel) === handlers) channels.delete(channel);
       };
     },
     async ping() {},

@@ -24,8 +24,9 @@ export function createRedisCache(options: RedisCacheOptions): Cache {
   };
   const client = new Redis(options.url, { ...common, keyPrefix: options.prefix });
   client.on("error", () => {}); // surfaced through failing commands and the readiness check
-  let subscriber: Redis | undefined;
-  const handlers = new Map<string, Set<(message: string) => void>>();
+  let subscriber: Promise<Redis> | undefined;
+  // One Redis SUBSCRIBE per channel, shared by its local handlers; `active` settles when Redis confirmed it.
+  const channels = new Map<string, { handlers: Set<(message: string) => void>; active: Promise<void> }>();
   let connecting: Promise<void> | undefined;
 
   const ready = async (connection: Redis) => {
@@ -48,16 +49,24 @@ export function createRedisCache(options: RedisCacheOptions): Cache {
     }
   };
 
-  const getSubscriber = async (): Promise<Redis> => {
-    if (!subscriber) {
+  const getSubscriber = (): Promise<Redis> => {
+    subscriber ??= (async () => {
       // keyPrefix does not apply to channels; the prefix is added to channel names by hand.
-      subscriber = new Redis(options.url, { ...common, enableOfflineQueue: true });
-      subscriber.on("error", () => {});
-      subscriber.on("message", (channel: string, message: string) => {
-        for (const handler of handlers.get(channel) ?? []) handler(message);
+      const connection = new Redis(options.url, { ...common, enableOfflineQueue: true });
+      connection.on("error", () => {});
+      connection.on("message", (channel: string, message: string) => {
+        for (const handler of channels.get(channel)?.handlers ?? []) handler(message);
       });
-      await subscriber.connect();
-    }
+      try {
+        await connection.connect();
+        return connection;
+      } catch (error) {
+        // Forget the failed connection so the next subscribe tries afresh instead of queueing behind it.
+        connection.disconnect();
+        subscriber = undefined;
+        throw error;
+      }
+    })();
     return subscriber;
   };
 
@@ -79,21 +88,36 @@ export function createRedisCache(options: RedisCacheOptions): Cache {
     },
     async subscribe(channel, onMessage) {
       const full = options.prefix + channel;
-      const connection = await getSubscriber().catch((error: unknown) => {
+      let entry = channels.get(full);
+      if (!entry) {
+        const created = {
+          handlers: new Set<(message: string) => void>(),
+          active: getSubscriber().then(async (connection) => {
+            await connection.subscribe(full);
+          }),
+        };
+        // A failed SUBSCRIBE must not leave an entry that makes later subscribers skip it.
+        created.active.catch(() => {
+          if (channels.get(full) === created) channels.delete(full);
+        });
+        channels.set(full, created);
+        entry = created;
+      }
+      const current = entry;
+      try {
+        await current.active;
+      } catch (error) {
         throw new CacheUnavailableError(`redis: ${(error as Error).message}`);
-      });
-      let set = handlers.get(full);
-      if (!set) {
-        handlers.set(full, (set = new Set()));
-        await connection.subscribe(full);
       }
       const handler = (m: string) => onMessage(m);
-      set.add(handler);
+      current.handlers.add(handler);
       return async () => {
-        set.delete(handler);
-        if (set.size === 0) {
-          handlers.delete(full);
-          await connection.unsubscribe(full).catch(() => {});
+        current.handlers.delete(handler);
+        // Only this round's entry: a stale second call must not end a newer subscription.
+        if (current.handlers.size === 0 && channels.get(full) === current) {
+          channels.delete(full);
+          const connection = await subscriber?.catch(() => undefined);
+          await connection?.unsubscribe(full).catch(() => {});
         }
       };
     },
@@ -101,9 +125,9 @@ export function createRedisCache(options: RedisCacheOptions): Cache {
       await run(() => client.ping());
     },
     async close() {
-      handlers.clear();
+      channels.clear();
       client.disconnect();
-      subscriber?.disconnect();
+      (await subscriber?.catch(() => undefined))?.disconnect();
     },
   };
 }

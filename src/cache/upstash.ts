@@ -41,6 +41,9 @@ export function createUpstashCache(options: UpstashCacheOptions): Cache {
     enableTelemetry: false,
   });
 
+  // Each subscription holds an open stream; close() ends them so the process can exit.
+  const open = new Set<ReturnType<typeof streamingClient.subscribe>>();
+
   return {
     kind: "upstash",
     get: (key) => run(async () => (await client.get<string>(k(key))) ?? null),
@@ -61,23 +64,37 @@ export function createUpstashCache(options: UpstashCacheOptions): Cache {
     },
     async subscribe(channel, onMessage) {
       const subscriber = streamingClient.subscribe<string>(k(channel));
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new CacheUnavailableError("upstash: subscribe timed out")), timeoutMs);
-        subscriber.on("subscribe", () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        subscriber.on("error", (error) => {
-          clearTimeout(timer);
-          reject(new CacheUnavailableError(`upstash: ${error.message}`));
-        });
-      });
+      open.add(subscriber);
+      const end = async () => {
+        open.delete(subscriber);
+        await subscriber.unsubscribe();
+      };
+      // Listen before the confirmation: a message may arrive in the same chunk as it.
       subscriber.on("message", (event) => onMessage(String(event.message)));
-      return () => subscriber.unsubscribe();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new CacheUnavailableError("upstash: subscribe timed out")), timeoutMs);
+          subscriber.on("subscribe", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          subscriber.on("error", (error) => {
+            clearTimeout(timer);
+            reject(new CacheUnavailableError(`upstash: ${error.message}`));
+          });
+        });
+      } catch (error) {
+        await end(); // abort the stream instead of leaving it open behind a failed subscribe
+        throw error;
+      }
+      return end;
     },
     async ping() {
       await run(() => client.ping());
     },
-    async close() {},
+    async close() {
+      await Promise.all([...open].map((subscriber) => subscriber.unsubscribe()));
+      open.clear();
+    },
   };
 }

@@ -4,13 +4,13 @@ import type { Logger } from "../observability/logger";
 import type { AppEnv } from "./env";
 
 /**
- * One JSON line per request, with the route *template* (never the raw path, which may carry ids)
+ * One JSON line per request, with its trace id, the route *template* (never the raw path, which may carry ids)
  * and the caller's key id when known. Headers and bodies are never logged.
  */
 export function requestLogger(logger: Logger, now: () => number = () => performance.now()): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const started = now();
-    const log = logger.child({ request_id: c.var.requestId });
+    const log = logger.child({ request_id: c.var.requestId, trace_id: c.var.trace?.traceId });
     c.set("logger", log);
     await next();
     const status = c.res.status;
@@ -27,7 +27,7 @@ export function requestLogger(logger: Logger, now: () => number = () => performa
 }
 
 /** The route template that answered, or undefined when no endpoint matched (404/405). */
-function matchedRoute(c: Parameters<typeof routePath>[0]): string | undefined {
+export function matchedRoute(c: Parameters<typeof routePath>[0]): string | undefined {
   const path = routePath(c, -1);
   return path.includes("*") ? undefined : path;
 }

@@ -55,16 +55,14 @@ function registerProcessMetrics(meter: Meter, options: MetricsOptions): void {
   const startedAt = options.startedAt ?? Date.now();
   const runtime = typeof Bun !== "undefined" ? "bun" : "node";
   const runtimeVersion = typeof Bun !== "undefined" ? Bun.version : process.versions.node;
-  meter
-    .createObservableGauge("arbiter.build.info", { description: "Always 1; the labels name the running build" })
-    .addCallback((result) =>
-      result.observe(1, {
-        version: options.version,
-        release_id: options.releaseId ?? options.version,
-        runtime,
-        runtime_version: runtimeVersion ?? "unknown",
-      }),
-    );
+  meter.createObservableGauge("arbiter.build.info", { description: "Always 1; the labels name the running build" }).addCallback((result) =>
+    result.observe(1, {
+      version: options.version,
+      release_id: options.releaseId ?? options.version,
+      runtime,
+      runtime_version: runtimeVersion ?? "unknown",
+    }),
+  );
   meter
     .createObservableGauge("process.uptime", { description: "Seconds since the process started", unit: "s" })
     .addCallback((result) => result.observe((Date.now() - startedAt) / 1000));

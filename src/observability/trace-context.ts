@@ -22,7 +22,9 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(
 const ALL_ZERO = /^0+$/;
 
 /** Parses a `traceparent` header; undefined when it is absent or malformed (the spec says: start a new trace). */
-export function parseTraceparent(header: string | null | undefined): { traceId: string; parentSpanId: string; sampled: boolean } | undefined {
+export function parseTraceparent(
+  header: string | null | undefined,
+): { traceId: string; parentSpanId: string; sampled: boolean } | undefined {
   const match = TRACEPARENT.exec(header?.trim() ?? "");
   if (!match) return undefined;
   const [, version, traceId, parentSpanId, flags, rest] = match as unknown as [string, string, string, string, string, string?];
@@ -41,14 +43,7 @@ function randomHex(bytes: number): string {
   return ALL_ZERO.test(hex) ? randomHex(bytes) : hex;
 }
 
-/** Headers that carry `context` onward on an outgoing request (webhooks, other services). */
-export function propagationHeaders(context: TraceContext): Record<string, string> {
-  const headers: Record<string, string> = { traceparent: formatTraceparent(context) };
-  if (context.traceState) headers.tracestate = context.traceState;
-  return headers;
-}
-
-/** Sets `c.var.trace` and answers with this request's `traceparent`. */
+/** Sets `c.var.trace` (an outgoing call continues it with `formatTraceparent(c.var.trace)`) and answers with this request's `traceparent`. */
 export function traceContext(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const incoming = parseTraceparent(c.req.header("traceparent"));

@@ -1,4 +1,3 @@
-import { metrics } from "@opentelemetry/api";
 import { createApp } from "../../src/app";
 import { createApiKey } from "../../src/auth/api-keys";
 import type { Cache } from "../../src/cache/types";
@@ -6,7 +5,9 @@ import { type Config, loadConfig } from "../../src/config";
 import type { DatabaseHandle } from "../../src/db/client";
 import type { Role } from "../../src/db/schema";
 import { type AppDeps, type Clock, systemClock, VERSION } from "../../src/deps";
+import { instrumentDatabase } from "../../src/observability/database";
 import { createLogger } from "../../src/observability/logger";
+import { createMetricsRegistry } from "../../src/observability/metrics";
 import { openTestCache } from "./cache";
 import { openTestDatabase } from "./db";
 
@@ -39,7 +40,10 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const database = options.database ?? (await openTestDatabase());
   const cache = options.cache ?? openTestCache();
   const clock = options.clock ?? systemClock;
-  const deps: AppDeps = { config, database, cache, logger, clock, meter: metrics.getMeter("arbiter-test"), version: VERSION };
+  // Each test app has its own MeterProvider, so its /metrics shows only its own traffic.
+  const metrics = createMetricsRegistry({ version: VERSION });
+  instrumentDatabase(database, metrics.meter, config.DATABASE_POOL_MAX);
+  const deps: AppDeps = { config, database, cache, logger, clock, meter: metrics.meter, metrics, version: VERSION };
   const app = createApp(deps);
   const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: app.fetch, idleTimeout: 60 });
   const url = server.url.toString().replace(/\/$/, "");

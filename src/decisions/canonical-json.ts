@@ -1,0 +1,23 @@
+import { createHash } from "node:crypto";
+
+/**
+ * Canonical JSON (RFC 8785 style for the values JSON.parse produces): object keys sorted by UTF-16
+ * code units, no whitespace, numbers and strings as JSON.stringify writes them. Two payloads that
+ * mean the same thing hash the same, whatever key order or spacing the caller sent.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  const entries = Object.keys(value)
+    .sort()
+    .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
+    .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
+  return `{${entries.join(",")}}`;
+}
+
+export function sha256Hex(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** hex SHA-256 of a value's canonical JSON */
+export const canonicalHash = (value: unknown): string => sha256Hex(canonicalJson(value));

@@ -1,0 +1,126 @@
+import { asc, eq, gt, max } from "drizzle-orm";
+import type { Principal } from "../auth/rbac";
+import { decisionEvents, decisions } from "../db/schema";
+import { notifierOf, type DecisionDeps } from "./service";
+
+/**
+ * The audit trail as an ordered feed, for Server-Sent Events with Last-Event-ID resumption.
+ *
+ * Event ids come from an identity sequence, allocated when a transaction inserts its audit row, but
+ * transactions commit in their own order: id 11 may be visible while id 10 is still in flight. A
+ * reader that sent 11 and then resumed "after 11" would skip 10 for ever. So this reader delivers
+ * strictly in id order and never past a hole: when the next id it expects is missing, it holds the
+ * events above it and re-scans until the hole fills (the in-flight transaction commits, which takes
+ * milliseconds: the audit insert is the last statement before COMMIT) or until GAP_GRACE_MS passes,
+ * after which the hole counts as a rolled-back id (sequences never reuse one) and is stepped over.
+ * Because nothing above a hole is ever sent early, the id of the last event sent is always a safe
+ * resume point, and `Last-Event-ID` resumes with neither gaps nor repeats.
+ *
+ * Scans are driven by the change notifications (no polling while idle), with a slow re-scan as a
+ * safety net against a notification lost during a reconnect.
+ */
+export const GAP_GRACE_MS = 3_000;
+const HOLD_RESCAN_MS = 100;
+const IDLE_RESCAN_MS = 10_000;
+const SCAN_LIMIT = 500;
+
+export interface StreamedEvent {
+  id: number;
+  type: string;
+  data: {
+    event_id: number;
+    decision_id: string;
+    type: string;
+    from_status: string | null;
+    to_status: string;
+    actor_key_id: string | null;
+    reason: string | null;
+    data: Record<string, unknown>;
+    created_at: string;
+  };
+}
+
+/** The newest event id now: where a stream without Last-Event-ID starts (it shows what happens next). */
+export async function latestEventId(deps: DecisionDeps): Promise<number> {
+  const [row] = await deps.database.db.select({ id: max(decisionEvents.id) }).from(decisionEvents);
+  return Number(row?.id ?? 0);
+}
+
+/**
+ * Calls `send` for every event after `afterId` that the principal may see, in id order, until the
+ * signal aborts. `send` applies backpressure by being awaited.
+ */
+export async function followEvents(
+  deps: DecisionDeps,
+  principal: Principal,
+  afterId: number,
+  send: (event: StreamedEvent) => Promise<void>,
+  signal: AbortSignal,
+): Promise<void> {
+  const notifier = notifierOf(deps);
+  await notifier.ready();
+  let wake: (() => void) | undefined;
+  // Set by a change that arrives while a scan runs, so the next sleep is skipped rather than missed.
+  let changed = false;
+  const unsubscribe = notifier.onChange(() => {
+    changed = true;
+    wake?.();
+  });
+  const onAbort = () => wake?.();
+  signal.addEventListener("abort", onAbort, { once: true });
+  let floor = afterId;
+  let holeSeenAt: number | undefined;
+  try {
+    while (!signal.aborted) {
+      changed = false;
+      const rows = await deps.database.db
+        .select({ event: decisionEvents, requesterKeyId: decisions.requesterKeyId })
+        .from(decisionEvents)
+        .innerJoin(decisions, eq(decisions.id, decisionEvents.decisionId))
+        .where(gt(decisionEvents.id, floor))
+        .orderBy(asc(decisionEvents.id))
+        .limit(SCAN_LIMIT);
+      let holding = false;
+      for (const { event, requesterKeyId } of rows) {
+        if (event.id !== floor + 1) {
+          holeSeenAt ??= Date.now();
+          if (Date.now() - holeSeenAt < GAP_GRACE_MS) {
+            holding = true;
+            break;
+          }
+        }
+        holeSeenAt = undefined;
+        floor = event.id;
+        if (principal.role === "service" && requesterKeyId !== principal.keyId) continue;
+        await send({
+          id: event.id,
+          type: event.type,
+          data: {
+            event_id: event.id,
+            decision_id: event.decisionId,
+            type: event.type,
+            from_status: event.fromStatus,
+            to_status: event.toStatus,
+            actor_key_id: event.actorKeyId,
+            reason: event.reason,
+            data: event.data,
+            created_at: event.createdAt.toISOString(),
+          },
+        });
+        if (signal.aborted) return;
+      }
+      if ((rows.length === SCAN_LIMIT || changed) && !holding) continue; // more to read already
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, holding ? HOLD_RESCAN_MS : IDLE_RESCAN_MS);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
+  } finally {
+    unsubscribe();
+    signal.removeEventListener("abort", onAbort);
+  }
+}

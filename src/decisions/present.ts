@@ -1,0 +1,32 @@
+import type { DecisionRow } from "../db/schema";
+
+/** A decision as the API answers it (snake_case, ISO timestamps); webhooks send the same shape. */
+export function presentDecision(row: DecisionRow) {
+  return {
+    id: row.id,
+    kind: row.kind,
+    title: row.title,
+    payload: row.payload,
+    payload_hash: row.payloadHash,
+    context: row.context,
+    priority: row.priority,
+    status: row.status,
+    escalation_level: row.escalationLevel,
+    required_approvals: row.requiredApprovals,
+    approvals: row.approvals,
+    requester_key_id: row.requesterKeyId,
+    resolved_by: row.resolvedBy,
+    resolution_reason: row.resolutionReason,
+    approved_payload: row.approvedPayload ?? null,
+    approved_payload_hash: row.approvedPayloadHash,
+    effective_payload_hash: row.approvedPayloadHash ?? row.payloadHash,
+    on_timeout: row.onTimeout,
+    callback_url: row.callbackUrl,
+    created_at: row.createdAt.toISOString(),
+    updated_at: row.updatedAt.toISOString(),
+    expires_at: row.expiresAt.toISOString(),
+    resolved_at: row.resolvedAt?.toISOString() ?? null,
+    consumed_at: row.consumedAt?.toISOString() ?? null,
+  };
+}
+export type DecisionView = ReturnType<typeof presentDecision>;

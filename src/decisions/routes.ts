@@ -1,0 +1,200 @@
+import { z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { streamSSE } from "hono/streaming";
+import type { Principal } from "../auth/rbac";
+import type { AppEnv } from "../http/env";
+import { badRequest, errorResponses } from "../http/errors";
+import { createRouter, defineRoute } from "../http/openapi";
+import { followEvents, latestEventId } from "./event-stream";
+import { presentDecision } from "./present";
+import {
+  ApproveBody,
+  CreateDecisionBody,
+  DecisionId,
+  DecisionPage,
+  DecisionSchema,
+  IdempotencyHeaders,
+  ListQuery,
+  QueuePage,
+  QueueQuery,
+  ReasonBody,
+  RejectBody,
+  StreamQuery,
+  WaitQuery,
+} from "./schemas";
+import {
+  approveDecision,
+  cancelDecision,
+  consumeDecision,
+  createDecision,
+  type DecisionDeps,
+  escalateDecision,
+  getDecision,
+  listDecisions,
+  listQueue,
+  notifierOf,
+  rejectDecision,
+  waitForDecision,
+} from "./service";
+
+const tags = ["decisions"];
+const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
+const body = <T extends z.ZodTypeAny>(schema: T) => ({ body: { required: true, content: { "application/json": { schema } } } });
+const optionalBody = <T extends z.ZodTypeAny>(schema: T) => ({ body: { required: false, content: { "application/json": { schema } } } });
+const HEARTBEAT_MS = 15_000;
+
+const create = defineRoute("decisions:create", {
+  method: "post",
+  path: "/v1/decisions",
+  tags,
+  summary: "Ask for a decision (Idempotency-Key makes retries safe)",
+  request: { headers: IdempotencyHeaders, ...body(CreateDecisionBody) },
+  responses: {
+    201: json(DecisionSchema, "Created"),
+    200: json(DecisionSchema, "A retry with the same Idempotency-Key and body: the first answer"),
+    ...errorResponses(400, 413, 422),
+  },
+});
+
+const list = defineRoute("decisions:read", {
+  method: "get",
+  path: "/v1/decisions",
+  tags,
+  summary: "List decisions, newest first (filters, cursor pagination)",
+  request: { query: ListQuery },
+  responses: { 200: json(DecisionPage, "A page"), ...errorResponses(400) },
+});
+
+const queue = defineRoute("decisions:read", {
+  method: "get",
+  path: "/v1/decisions/pending",
+  tags,
+  summary: "The operator queue: pending, highest priority first, then oldest",
+  request: { query: QueueQuery },
+  responses: { 200: json(QueuePage, "A page"), ...errorResponses(400) },
+});
+
+const stream = defineRoute("decisions:read", {
+  method: "get",
+  path: "/v1/decisions/stream",
+  tags,
+  summary: "Server-Sent Events of every decision change; Last-Event-ID resumes from the audit trail",
+  request: { query: StreamQuery },
+  responses: { 200: { description: "An event stream", content: { "text/event-stream": { schema: z.string() } } }, ...errorResponses(400) },
+});
+
+const read = defineRoute("decisions:read", {
+  method: "get",
+  path: "/v1/decisions/{id}",
+  tags,
+  summary: "Read a decision; ?wait=N long-polls up to N seconds while it is pending",
+  request: { params: DecisionId, query: WaitQuery },
+  responses: { 200: json(DecisionSchema, "The decision"), ...errorResponses(400, 404) },
+});
+
+const action = <P extends "decisions:resolve" | "decisions:escalate" | "decisions:cancel" | "decisions:create">(
+  permission: P,
+  verb: string,
+  summary: string,
+  request: ReturnType<typeof body> | ReturnType<typeof optionalBody> | Record<string, never>,
+) =>
+  defineRoute(permission, {
+    method: "post",
+    path: `/v1/decisions/{id}/${verb}`,
+    tags,
+    summary,
+    request: { params: DecisionId, ...request },
+    responses: { 200: json(DecisionSchema, "The decision after the change"), ...errorResponses(400, 404, 409, 422) },
+  });
+
+const approve = action("decisions:resolve", "approve", "Approve (optionally with an edited payload); counts towards a quorum", optionalBody(ApproveBody));
+const reject = action("decisions:resolve", "reject", "Reject, with a reason; one rejection rejects", body(RejectBody));
+const escalate = action("decisions:escalate", "escalate", "Raise the escalation level: an admin must then resolve it", optionalBody(ReasonBody));
+const cancel = action("decisions:cancel", "cancel", "Withdraw a pending decision (requester only)", optionalBody(ReasonBody));
+const consume = action("decisions:create", "consume", "Mark an approved decision as executed: succeeds once (requester only)", {});
+
+const principalOf = (c: Context<AppEnv>): Principal => c.var.principal!;
+
+/** The resume point: Last-Event-ID (set by EventSource on reconnect) or ?last_event_id; else "from now". */
+function resumeFrom(c: Context<AppEnv>, query: number | undefined): number | undefined {
+  const header = c.req.header("last-event-id");
+  if (header === undefined) return query;
+  if (!/^\d{1,15}$/.test(header.trim())) throw badRequest("invalid_last_event_id", "Last-Event-ID must be an event id from this stream");
+  return Number(header.trim());
+}
+
+export function decisionRoutes(deps: DecisionDeps) {
+  // Replicas with a process-local cache drop their copy when any replica changes a decision.
+  notifierOf(deps).onChange((change) => {
+    deps.cache.delete(`decision:${change.id}`).catch(() => {});
+  });
+
+  return createRouter()
+    .openapi(create, async (c) => {
+      const { row, replayed } = await createDecision(deps, principalOf(c), c.req.valid("json"), c.req.valid("header")["idempotency-key"]);
+      c.header("Location", `/v1/decisions/${row.id}`);
+      if (replayed) {
+        c.header("Idempotent-Replayed", "true");
+        return c.json(presentDecision(row), 200);
+      }
+      return c.json(presentDecision(row), 201);
+    })
+    .openapi(list, async (c) => c.json(await listDecisions(deps, principalOf(c), c.req.valid("query")), 200))
+    .openapi(queue, async (c) => c.json(await listQueue(deps, principalOf(c), c.req.valid("query")), 200))
+    .openapi(stream, async (c) => {
+      const principal = principalOf(c);
+      const after = resumeFrom(c, c.req.valid("query").last_event_id) ?? (await latestEventId(deps));
+      c.header("Cache-Control", "no-store");
+      c.header("X-Accel-Buffering", "no"); // proxies must not buffer the stream
+      return streamSSE(c, async (sse) => {
+        const stop = new AbortController();
+        sse.onAbort(() => stop.abort());
+        c.req.raw.signal.addEventListener("abort", () => stop.abort(), { once: true });
+        const heartbeat = setInterval(() => void sse.write(": keep-alive\n\n").catch(() => stop.abort()), HEARTBEAT_MS);
+        try {
+          await followEvents(
+            deps,
+            principal,
+            after,
+            (event) => sse.writeSSE({ id: String(event.id), event: event.type, data: JSON.stringify(event.data) }),
+            stop.signal,
+          );
+        } finally {
+          clearInterval(heartbeat);
+        }
+      }) as never;
+    })
+    .openapi(read, async (c) => {
+      const { id } = c.req.valid("param");
+      const { wait } = c.req.valid("query");
+      const principal = principalOf(c);
+      const row = wait ? await waitForDecision(deps, principal, id, wait, c.req.raw.signal) : await getDecision(deps, principal, id);
+      c.header("Cache-Control", "no-store");
+      return c.json(presentDecision(row), 200);
+    })
+    .openapi(approve, async (c) => {
+      const input = validatedBody<z.infer<typeof ApproveBody>>(c);
+      return c.json(presentDecision(await approveDecision(deps, principalOf(c), c.req.valid("param").id, input)), 200);
+    })
+    .openapi(reject, async (c) => {
+      const { reason } = validatedBody<z.infer<typeof RejectBody>>(c);
+      return c.json(presentDecision(await rejectDecision(deps, principalOf(c), c.req.valid("param").id, reason)), 200);
+    })
+    .openapi(escalate, async (c) => {
+      const { reason } = validatedBody<z.infer<typeof ReasonBody>>(c);
+      return c.json(presentDecision(await escalateDecision(deps, principalOf(c), c.req.valid("param").id, reason)), 200);
+    })
+    .openapi(cancel, async (c) => {
+      const { reason } = validatedBody<z.infer<typeof ReasonBody>>(c);
+      return c.json(presentDecision(await cancelDecision(deps, principalOf(c), c.req.valid("param").id, reason)), 200);
+    })
+    .openapi(consume, async (c) => c.json(presentDecision(await consumeDecision(deps, principalOf(c), c.req.valid("param").id)), 200));
+}
+
+/**
+ * The JSON body the route validated (`{}` when an optional body was omitted). The action routes are
+ * declared through one factory, which erases the body type; the route's schema still validated it.
+ */
+function validatedBody<T>(c: Context<AppEnv>): T {
+  return ((c.req as unknown as { valid(target: "json"): T | undefined }).valid("json") ?? {}) as T;
+}

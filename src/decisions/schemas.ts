@@ -1,0 +1,148 @@
+import { z } from "@hono/zod-openapi";
+import { DECISION_PRIORITIES, DECISION_STATUSES, TIMEOUT_ACTIONS } from "../db/schema";
+import { PaginationQuery, pageSchema } from "../http/pagination";
+
+/** Request and response shapes of the decisions API; they feed validation and the OpenAPI document. */
+
+export const KIND_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
+/** the most a decision may wait for a verdict via `?wait=`: below the common 60 s proxy idle limits */
+export const MAX_WAIT_SECONDS = 55;
+export const MAX_ESCALATION_LEVEL = 3;
+export const CONTEXT_MAX_BYTES = 16 * 1024;
+
+/** Any JSON value (written out, not z.json(): the OpenAPI generator cannot follow its recursion). */
+const JsonValue = z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(z.unknown()), z.record(z.string(), z.unknown())]);
+
+export const DecisionId = z
+  .object({ id: z.uuid().openapi({ param: { name: "id", in: "path" }, example: "0193a5b2-7c1e-7d3a-9f4e-2b6c8d0e1f2a" }) })
+  .strict();
+
+export const IdempotencyHeaders = z.object({
+  "idempotency-key": z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces")
+    .optional()
+    .openapi({ param: { name: "idempotency-key", in: "header" }, description: "a retry with the same key and body returns the first answer" }),
+});
+
+export const CreateDecisionBody = z
+  .object({
+    kind: z.string().regex(KIND_PATTERN, "lowercase letters, digits, '_', '.', '-'; starts with a letter; at most 64").openapi({ example: "deploy" }),
+    title: z.string().trim().min(1).max(200),
+    payload: JsonValue.openapi({ description: "what the caller asks to do; its canonical JSON is hashed (SHA-256)" }),
+    context: z.record(z.string(), z.unknown()).default({}),
+    priority: z.enum(DECISION_PRIORITIES).default("medium"),
+    required_approvals: z.number().int().min(1).max(5).default(1),
+    /** seconds until the decision times out and takes its on_timeout outcome */
+    expires_in: z.number().int().min(1).optional(),
+    on_timeout: z.enum(TIMEOUT_ACTIONS).default("reject"),
+    callback_url: z.string().max(2048).optional(),
+  })
+  .strict()
+  .openapi("CreateDecision");
+export type CreateDecisionInput = z.output<typeof CreateDecisionBody>;
+
+export const ApproveBody = z
+  .object({
+    reason: z.string().trim().min(1).max(2000).optional(),
+    /** an edited payload to approve instead of the requested one (single-approval decisions only) */
+    payload: JsonValue.optional(),
+  })
+  .strict()
+  .openapi("ApproveDecision");
+
+export const RejectBody = z
+  .object({ reason: z.string().trim().min(1).max(2000) })
+  .strict()
+  .openapi("RejectDecision");
+
+export const ReasonBody = z
+  .object({ reason: z.string().trim().min(1).max(2000).optional() })
+  .strict()
+  .openapi("DecisionReason");
+
+export const WaitQuery = z
+  .object({
+    wait: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_WAIT_SECONDS)
+      .optional()
+      .openapi({ param: { name: "wait", in: "query" }, description: `long-poll: seconds (≤ ${MAX_WAIT_SECONDS}) to wait while pending` }),
+  })
+  .strict();
+
+const isoDate = z.iso.datetime({ offset: true }).transform((v) => new Date(v));
+
+export const ListQuery = PaginationQuery.extend({
+  status: z.enum(DECISION_STATUSES).optional(),
+  kind: z.string().regex(KIND_PATTERN).optional(),
+  priority: z.enum(DECISION_PRIORITIES).optional(),
+  requester: z.uuid().optional().openapi({ description: "requester key id" }),
+  created_after: isoDate.optional(),
+  created_before: isoDate.optional(),
+}).strict();
+export type ListFilters = z.output<typeof ListQuery>;
+
+export const QueueQuery = PaginationQuery.strict();
+
+export const StreamQuery = z
+  .object({
+    last_event_id: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .openapi({ param: { name: "last_event_id", in: "query" }, description: "resume point when the Last-Event-ID header cannot be set" }),
+  })
+  .strict();
+
+export const DecisionSchema = z
+  .object({
+    id: z.uuid(),
+    kind: z.string(),
+    title: z.string(),
+    payload: z.unknown(),
+    payload_hash: z.string().openapi({ description: "hex SHA-256 of the canonical JSON of payload" }),
+    context: z.record(z.string(), z.unknown()),
+    priority: z.enum(DECISION_PRIORITIES),
+    status: z.enum(DECISION_STATUSES),
+    escalation_level: z.number().int(),
+    required_approvals: z.number().int(),
+    approvals: z.array(z.uuid()),
+    requester_key_id: z.uuid(),
+    resolved_by: z.uuid().nullable(),
+    resolution_reason: z.string().nullable(),
+    approved_payload: z.unknown().nullable(),
+    approved_payload_hash: z.string().nullable(),
+    /** what the requester may act on once approved: the edited payload when there is one */
+    effective_payload_hash: z.string(),
+    on_timeout: z.enum(TIMEOUT_ACTIONS),
+    callback_url: z.string().nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+    expires_at: z.string(),
+    resolved_at: z.string().nullable(),
+    consumed_at: z.string().nullable(),
+  })
+  .openapi("Decision");
+
+export const QueueItemSchema = z
+  .object({
+    id: z.uuid(),
+    kind: z.string(),
+    title: z.string(),
+    priority: z.enum(DECISION_PRIORITIES),
+    escalation_level: z.number().int(),
+    required_approvals: z.number().int(),
+    requester_key_id: z.uuid(),
+    created_at: z.string(),
+    expires_at: z.string(),
+  })
+  .openapi("QueuedDecision");
+
+export const DecisionPage = pageSchema(DecisionSchema).openapi("DecisionPage");
+export const QueuePage = pageSchema(QueueItemSchema).openapi("DecisionQueuePage");

@@ -1,0 +1,541 @@
+import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, type SQL, sql } from "drizzle-orm";
+import type { Principal } from "../auth/rbac";
+import type { Database } from "../db/client";
+import { isUuid, uuidv7 } from "../db/ids";
+import { type DecisionRow, type DecisionStatus, decisionEvents, decisions, pendingDecisions, webhookDeliveries } from "../db/schema";
+import type { AppDeps } from "../deps";
+import { ApiError, badRequest, conflict, notFound } from "../http/errors";
+import { afterCursor, decodeCursor, encodeCursor, toPage } from "../http/pagination";
+import { cacheInstruments } from "../observability/metrics";
+import { canonicalHash, canonicalJson } from "./canonical-json";
+import { decisionMetrics } from "./metrics";
+import { presentDecision } from "./present";
+import { type DecisionNotifier, DECISIONS_CHANNEL, decisionNotifier, encodeChange } from "./notifier";
+import { CONTEXT_MAX_BYTES, type CreateDecisionInput, type ListFilters, MAX_ESCALATION_LEVEL } from "./schemas";
+import { assertCallbackAllowed } from "./webhooks";
+
+/**
+ * The decision lifecycle. Every state change is ONE conditional statement (`UPDATE … WHERE status =
+ * 'pending' … RETURNING`) plus its audit row and a `pg_notify` in the same transaction: racing
+ * operators get exactly one winner, the audit trail never disagrees with the row, and waiters on
+ * every replica hear of the change only once it is committed.
+ */
+export type DecisionDeps = Pick<AppDeps, "database" | "cache" | "clock" | "config" | "logger" | "meter">;
+type Tx = Parameters<Parameters<Database["transaction"]>[0]>[0];
+
+export type DecisionEventType = "created" | "approval_recorded" | "approved" | "rejected" | "escalated" | "expired" | "cancelled" | "consumed";
+
+const TERMINAL: ReadonlySet<DecisionStatus> = new Set(["approved", "rejected", "expired", "cancelled"]);
+const cacheKey = (id: string) => `decision:${id}`;
+const DATE_FIELDS = ["createdAt", "updatedAt", "expiresAt", "resolvedAt", "consumedAt"] as const;
+
+export const notifierOf = (deps: DecisionDeps): DecisionNotifier =>
+  decisionNotifier(deps.database, (id) => loadDecision(deps.database.db, id), deps.logger);
+
+const metricsOf = (deps: DecisionDeps) => decisionMetrics(deps.meter, deps.database.db);
+
+const cacheMetricsByMeter = new WeakMap<object, ReturnType<typeof cacheInstruments>>();
+function cacheMetricsOf(deps: DecisionDeps) {
+  let instruments = cacheMetricsByMeter.get(deps.meter);
+  if (!instruments) cacheMetricsByMeter.set(deps.meter, (instruments = cacheInstruments(deps.meter)));
+  return instruments;
+}
+
+/** A `service` principal sees only the decisions it requested; people with read access see all. */
+const canSee = (principal: Principal, row: Pick<DecisionRow, "requesterKeyId">) =>
+  principal.role !== "service" || row.requesterKeyId === principal.keyId;
+
+async function loadDecision(db: Database, id: string): Promise<DecisionRow | undefined> {
+  const [row] = await db.select().from(decisions).where(eq(decisions.id, id));
+  return row;
+}
+
+// ── Recording a change ──────────────────────────────────────────────────────────────────────────
+interface ChangeRecord {
+  type: DecisionEventType;
+  actorKeyId: string | null;
+  fromStatus: DecisionStatus | null;
+  reason?: string | null;
+  data?: Record<string, unknown>;
+}
+
+/** The audit row, the webhook delivery (for a final outcome) and the notification, inside the change's transaction. */
+async function recordChange(tx: Tx, row: DecisionRow, change: ChangeRecord, at: Date): Promise<void> {
+  const [event] = await tx
+    .insert(decisionEvents)
+    .values({
+      decisionId: row.id,
+      type: change.type,
+      actorKeyId: change.actorKeyId,
+      fromStatus: change.fromStatus,
+      toStatus: row.status,
+      reason: change.reason ?? null,
+      data: change.data ?? {},
+      createdAt: at,
+    })
+    .returning({ id: decisionEvents.id });
+  if (row.callbackUrl && change.fromStatus === "pending" && TERMINAL.has(row.status)) {
+    await tx.insert(webhookDeliveries).values({ id: uuidv7(at.getTime()), decisionId: row.id, url: row.callbackUrl, attempt: 1, nextAttemptAt: at });
+  }
+  await tx.execute(sql`select pg_notify(${DECISIONS_CHANNEL}, ${encodeChange({ id: row.id, status: row.status, eventId: event!.id })})`);
+}
+
+/** After commit: drop the cached copy and count the outcome. */
+async function afterChange(deps: DecisionDeps, row: DecisionRow, fromStatus: DecisionStatus | null): Promise<void> {
+  if (fromStatus === "pending" && TERMINAL.has(row.status)) {
+    const metrics = metricsOf(deps);
+    metrics.resolved.add(1, { outcome: row.status });
+    const end = row.resolvedAt ?? deps.clock.now();
+    metrics.duration.record(Math.max(0, (end.getTime() - row.createdAt.getTime()) / 1000), { outcome: row.status });
+  }
+  await deps.cache.delete(cacheKey(row.id)).catch((error: unknown) => {
+    deps.logger.warn("decision cache invalidation failed", { decision_id: row.id, error: (error as Error).message });
+  });
+}
+
+type DecisionUpdate = Partial<{ [K in keyof DecisionRow]: DecisionRow[K] | SQL }>;
+
+/** One atomic conditional update plus its change record; undefined when the conditions did not hold. */
+async function applyTransition(
+  deps: DecisionDeps,
+  id: string,
+  conditions: SQL[],
+  set: DecisionUpdate,
+  change: (row: DecisionRow) => ChangeRecord,
+): Promise<DecisionRow | undefined> {
+  const at = deps.clock.now();
+  let record: ChangeRecord | undefined;
+  const row = await deps.database.db.transaction(async (tx) => {
+    const [updated] = await tx
+      .update(decisions)
+      .set({ ...set, updatedAt: at })
+      .where(and(eq(decisions.id, id), ...conditions))
+      .returning();
+    if (!updated) return undefined;
+    record = change(updated);
+    await recordChange(tx, updated, record, at);
+    return updated;
+  });
+  if (row && record) await afterChange(deps, row, record.fromStatus);
+  return row;
+}
+
+// ── Create ──────────────────────────────────────────────────────────────────────────────────────
+export async function createDecision(
+  deps: DecisionDeps,
+  principal: Principal,
+  input: CreateDecisionInput,
+  idempotencyKey: string | undefined,
+): Promise<{ row: DecisionRow; replayed: boolean }> {
+  const { config } = deps;
+  const payloadJson = canonicalJson(input.payload);
+  if (Buffer.byteLength(payloadJson) > config.DECISION_PAYLOAD_MAX_BYTES) {
+    throw new ApiError(413, "decision_payload_too_large", `payload exceeds ${config.DECISION_PAYLOAD_MAX_BYTES} bytes of canonical JSON`);
+  }
+  if (Buffer.byteLength(canonicalJson(input.context)) > CONTEXT_MAX_BYTES) {
+    throw new ApiError(413, "decision_context_too_large", `context exceeds ${CONTEXT_MAX_BYTES} bytes of canonical JSON`);
+  }
+  const ttlSeconds = input.expires_in ?? config.DECISION_DEFAULT_TTL_SECONDS;
+  if (ttlSeconds > config.DECISION_MAX_TTL_SECONDS) {
+    throw badRequest("validation_failed", "request validation failed", [
+      { path: "body.expires_in", message: `must be at most ${config.DECISION_MAX_TTL_SECONDS} seconds`, code: "too_big" },
+    ]);
+  }
+  if (input.callback_url !== undefined) await assertCallbackAllowed(input.callback_url, config);
+
+  const requestHash = canonicalHash(input);
+  const now = deps.clock.now();
+  const values = {
+    id: uuidv7(now.getTime()),
+    kind: input.kind,
+    title: input.title,
+    payload: input.payload,
+    payloadHash: canonicalHash(input.payload),
+    context: input.context,
+    priority: input.priority,
+    requiredApprovals: input.required_approvals,
+    requesterKeyId: principal.keyId,
+    onTimeout: input.on_timeout,
+    callbackUrl: input.callback_url ?? null,
+    idempotencyKey: idempotencyKey ?? null,
+    requestHash,
+    createdAt: now,
+    updatedAt: now,
+    expiresAt: new Date(now.getTime() + ttlSeconds * 1000),
+  };
+  const created = await deps.database.db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(decisions)
+      .values(values)
+      .onConflictDoNothing({ target: [decisions.requesterKeyId, decisions.idempotencyKey] })
+      .returning();
+    if (row) {
+      await recordChange(
+        tx,
+        row,
+        { type: "created", actorKeyId: principal.keyId, fromStatus: null, data: { expires_in: ttlSeconds, payload_hash: row.payloadHash } },
+        now,
+      );
+    }
+    return row;
+  });
+  if (created) {
+    metricsOf(deps).created.add(1, { kind: created.kind, priority: created.priority });
+    return { row: created, replayed: false };
+  }
+  // The key was used before by this caller: a retry of the same request answers the first result.
+  const [first] = await deps.database.db
+    .select()
+    .from(decisions)
+    .where(and(eq(decisions.requesterKeyId, principal.keyId), eq(decisions.idempotencyKey, idempotencyKey!)));
+  if (!first) throw conflict("idempotency_conflict", "the idempotency key is in use by a request that did not complete; retry");
+  if (first.requestHash !== requestHash) {
+    throw new ApiError(422, "idempotency_key_reused", "this Idempotency-Key was already used with a different request body", {
+      decision_id: first.id,
+    });
+  }
+  return { row: first, replayed: true };
+}
+
+// ── Reads ───────────────────────────────────────────────────────────────────────────────────────
+function reviveRow(json: string): DecisionRow {
+  const row = JSON.parse(json) as Record<string, unknown>;
+  for (const field of DATE_FIELDS) if (typeof row[field] === "string") row[field] = new Date(row[field] as string);
+  return row as unknown as DecisionRow;
+}
+
+async function readThroughCache(deps: DecisionDeps, id: string): Promise<DecisionRow | undefined> {
+  const ttl = deps.config.DECISION_CACHE_TTL_MS;
+  const instruments = cacheMetricsOf(deps);
+  if (ttl > 0) {
+    // Replicas with a process-local cache learn of other replicas' changes through the notifier.
+    await notifierOf(deps).ready();
+    const cached = await deps.cache.get(cacheKey(id)).catch(() => null);
+    if (cached) {
+      instruments.hits.add(1, { cache: "decision" });
+      return reviveRow(cached);
+    }
+  }
+  instruments.misses.add(1, { cache: "decision" });
+  const row = await loadDecision(deps.database.db, id);
+  if (row && ttl > 0) await deps.cache.set(cacheKey(id), JSON.stringify(row), ttl).catch(() => {});
+  return row;
+}
+
+const isOverdue = (row: DecisionRow, now: Date) => row.status === "pending" && row.expiresAt.getTime() <= now.getTime();
+
+/**
+ * A decision as the caller may see it. An overdue pending decision takes its timeout outcome here,
+ * so a read is correct even when no sweeper has run yet.
+ */
+export async function getDecision(deps: DecisionDeps, principal: Principal, id: string, options: { fresh?: boolean } = {}): Promise<DecisionRow> {
+  let row = options.fresh ? await loadDecision(deps.database.db, id) : await readThroughCache(deps, id);
+  if (!row || !canSee(principal, row)) throw notFound("decision not found");
+  if (isOverdue(row, deps.clock.now())) {
+    await settleOverdue(deps, { ids: [id] });
+    row = (await loadDecision(deps.database.db, id))!;
+  }
+  return row;
+}
+
+/** Long-poll: answers as soon as the decision leaves pending (on any replica), or after `seconds`. */
+export async function waitForDecision(
+  deps: DecisionDeps,
+  principal: Principal,
+  id: string,
+  seconds: number,
+  signal?: AbortSignal,
+): Promise<DecisionRow> {
+  const notifier = notifierOf(deps);
+  await notifier.ready();
+  // Registered before the read: a verdict committed between the two still wakes this waiter.
+  const waiter = notifier.waitForSettlement(id, seconds * 1000);
+  const onAbort = () => waiter.cancel();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const current = await getDecision(deps, principal, id, { fresh: true });
+    if (current.status !== "pending" || seconds === 0) return current;
+    const settled = await waiter.settled;
+    return settled && canSee(principal, settled) ? settled : await getDecision(deps, principal, id, { fresh: true });
+  } finally {
+    waiter.cancel();
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+export async function listDecisions(deps: DecisionDeps, principal: Principal, filters: ListFilters) {
+  await settleOverdue(deps, {});
+  const conditions: (SQL | undefined)[] = [
+    filters.status ? eq(decisions.status, filters.status) : undefined,
+    filters.kind ? eq(decisions.kind, filters.kind) : undefined,
+    filters.priority ? eq(decisions.priority, filters.priority) : undefined,
+    filters.requester ? eq(decisions.requesterKeyId, filters.requester) : undefined,
+    principal.role === "service" ? eq(decisions.requesterKeyId, principal.keyId) : undefined,
+    filters.created_after ? gte(decisions.createdAt, filters.created_after) : undefined,
+    filters.created_before ? lt(decisions.createdAt, filters.created_before) : undefined,
+  ];
+  if (filters.cursor) {
+    const cursor = decodeCursor(filters.cursor);
+    // The id goes into a uuid comparison: check it here so a forged cursor is a 400, not a database error.
+    if (!isUuid(cursor.id)) throw invalidCursor();
+    conditions.push(afterCursor(decisions.createdAt, decisions.id, filters.cursor));
+  }
+  const rows = await deps.database.db
+    .select()
+    .from(decisions)
+    .where(and(...conditions))
+    .orderBy(desc(decisions.createdAt), desc(decisions.id))
+    .limit(filters.limit + 1);
+  return toPage(rows, filters.limit, presentDecision);
+}
+
+const invalidCursor = () => badRequest("invalid_cursor", "cursor is malformed; pass next_cursor from a previous page unchanged");
+
+/**
+ * The operator queue (the `pending_decisions` view): highest priority first, then oldest. Its cursor
+ * carries the priority rank with the keyset, as `rank.id` in the cursor's id slot.
+ */
+export async function listQueue(deps: DecisionDeps, principal: Principal, query: { limit: number; cursor?: string | undefined }) {
+  await settleOverdue(deps, {});
+  const v = pendingDecisions;
+  const conditions: (SQL | undefined)[] = [principal.role === "service" ? eq(v.requesterKeyId, principal.keyId) : undefined];
+  if (query.cursor) {
+    const cursor = decodeCursor(query.cursor);
+    const [rank, id] = cursor.id.split(".");
+    if (!rank || !/^[0-3]$/.test(rank) || !id || !isUuid(id)) {
+      throw invalidCursor();
+    }
+    conditions.push(sql`(${v.priorityRank}, ${v.createdAt}, ${v.id}) > (${Number(rank)}, ${cursor.createdAt.toISOString()}::timestamptz, ${id}::uuid)`);
+  }
+  const rows = await deps.database.db
+    .select()
+    .from(v)
+    .where(and(...conditions))
+    .orderBy(asc(v.priorityRank), asc(v.createdAt), asc(v.id))
+    .limit(query.limit + 1);
+  const page = rows.slice(0, query.limit);
+  const last = page.at(-1);
+  return {
+    data: page.map((row) => ({
+      id: row.id,
+      kind: row.kind,
+      title: row.title,
+      priority: row.priority,
+      escalation_level: row.escalationLevel,
+      required_approvals: row.requiredApprovals,
+      requester_key_id: row.requesterKeyId,
+      created_at: row.createdAt.toISOString(),
+      expires_at: row.expiresAt.toISOString(),
+    })),
+    next_cursor: rows.length > query.limit && last ? encodeCursor({ createdAt: last.createdAt, id: `${last.priorityRank}.${last.id}` }) : null,
+  };
+}
+
+// ── Verdicts ────────────────────────────────────────────────────────────────────────────────────
+const notPending = (row: DecisionRow) =>
+  conflict("decision_not_pending", `the decision is already ${row.status}`, { status: row.status, decision: presentDecision(row) });
+
+/** Why a conditional update matched nothing: the precise 4xx, checked against the current row. */
+async function refusal(deps: DecisionDeps, principal: Principal, id: string, checks: (row: DecisionRow) => ApiError | undefined): Promise<ApiError> {
+  const row = await getDecision(deps, principal, id, { fresh: true });
+  return checks(row) ?? conflict("decision_changed", "the decision changed concurrently; read it and retry", { decision: presentDecision(row) });
+}
+
+const pendingAndLive = (now: Date) => [eq(decisions.status, "pending"), sql`${decisions.expiresAt} > ${now.toISOString()}::timestamptz`];
+/** Escalated decisions are for admins: escalation hands the decision to the higher role. */
+const resolvableBy = (principal: Principal) => (principal.role === "admin" ? [] : [eq(decisions.escalationLevel, 0)]);
+const escalatedRefusal = (principal: Principal, row: DecisionRow) =>
+  row.escalationLevel > 0 && principal.role !== "admin"
+    ? new ApiError(403, "escalated_to_admin", `the decision is escalated (level ${row.escalationLevel}); an admin must resolve it`)
+    : undefined;
+
+export async function approveDecision(
+  deps: DecisionDeps,
+  principal: Principal,
+  id: string,
+  input: { reason?: string | undefined; payload?: unknown },
+): Promise<DecisionRow> {
+  const me = principal.keyId;
+  const now = deps.clock.now();
+  const edited = input.payload !== undefined;
+  if (edited && Buffer.byteLength(canonicalJson(input.payload)) > deps.config.DECISION_PAYLOAD_MAX_BYTES) {
+    throw new ApiError(413, "decision_payload_too_large", `payload exceeds ${deps.config.DECISION_PAYLOAD_MAX_BYTES} bytes of canonical JSON`);
+  }
+  const editedHash = edited ? canonicalHash(input.payload) : undefined;
+  const quorumReached = sql`cardinality(${decisions.approvals}) + 1 >= ${decisions.requiredApprovals}`;
+  const conditions = [
+    ...pendingAndLive(now),
+    ...resolvableBy(principal),
+    sql`${decisions.requesterKeyId} <> ${me}::uuid`,
+    sql`not (${me}::uuid = any(${decisions.approvals}))`,
+    ...(edited ? [eq(decisions.requiredApprovals, 1)] : []),
+  ];
+  const row = await applyTransition(
+    deps,
+    id,
+    conditions,
+    {
+      approvals: sql`array_append(${decisions.approvals}, ${me}::uuid)`,
+      status: sql`case when ${quorumReached} then 'approved' else 'pending' end`,
+      resolvedAt: sql`case when ${quorumReached} then ${now.toISOString()}::timestamptz end`,
+      resolvedBy: sql`case when ${quorumReached} then ${me}::uuid end`,
+      resolutionReason: sql`case when ${quorumReached} then ${input.reason ?? null}::text end`,
+      ...(edited ? { approvedPayload: sql`${JSON.stringify(input.payload)}::jsonb`, approvedPayloadHash: editedHash } : {}),
+    },
+    (updated) => ({
+      type: updated.status === "approved" ? "approved" : "approval_recorded",
+      actorKeyId: me,
+      fromStatus: "pending",
+      reason: input.reason ?? null,
+      data: {
+        approvals: updated.approvals.length,
+        required_approvals: updated.requiredApprovals,
+        payload_hash: updated.payloadHash,
+        // The audit trail keeps both versions when an operator approves with edits.
+        ...(edited ? { edited_payload: input.payload, edited_payload_hash: editedHash } : {}),
+      },
+    }),
+  );
+  if (row) return row;
+  throw await refusal(deps, principal, id, (current) => {
+    if (current.status !== "pending") return notPending(current);
+    if (current.requesterKeyId === me) return new ApiError(403, "self_approval_forbidden", "the requester cannot approve its own decision");
+    const escalated = escalatedRefusal(principal, current);
+    if (escalated) return escalated;
+    if (current.approvals.includes(me)) return conflict("already_approved", "you already approved this decision; quorum needs distinct approvers");
+    if (edited && current.requiredApprovals > 1) {
+      return new ApiError(422, "edits_require_single_approval", "a decision that needs several approvals cannot be approved with edits");
+    }
+    return undefined;
+  });
+}
+
+export async function rejectDecision(deps: DecisionDeps, principal: Principal, id: string, reason: string): Promise<DecisionRow> {
+  const now = deps.clock.now();
+  const row = await applyTransition(
+    deps,
+    id,
+    [...pendingAndLive(now), ...resolvableBy(principal)],
+    { status: "rejected", resolvedAt: now, resolvedBy: principal.keyId, resolutionReason: reason },
+    () => ({ type: "rejected", actorKeyId: principal.keyId, fromStatus: "pending", reason }),
+  );
+  if (row) return row;
+  throw await refusal(deps, principal, id, (current) => (current.status !== "pending" ? notPending(current) : escalatedRefusal(principal, current)));
+}
+
+export async function escalateDecision(deps: DecisionDeps, principal: Principal, id: string, reason: string | undefined): Promise<DecisionRow> {
+  const now = deps.clock.now();
+  const row = await applyTransition(
+    deps,
+    id,
+    [...pendingAndLive(now), lt(decisions.escalationLevel, MAX_ESCALATION_LEVEL)],
+    { escalationLevel: sql`${decisions.escalationLevel} + 1` },
+    (updated) => ({ type: "escalated", actorKeyId: principal.keyId, fromStatus: "pending", reason: reason ?? null, data: { level: updated.escalationLevel } }),
+  );
+  if (row) return row;
+  throw await refusal(deps, principal, id, (current) => {
+    if (current.status !== "pending") return notPending(current);
+    if (current.escalationLevel >= MAX_ESCALATION_LEVEL) {
+      return conflict("max_escalation_reached", `the decision is already at the highest escalation level (${MAX_ESCALATION_LEVEL})`);
+    }
+    return undefined;
+  });
+}
+
+const notRequester = () => new ApiError(403, "not_requester", "only the key that requested this decision may do this");
+
+export async function cancelDecision(deps: DecisionDeps, principal: Principal, id: string, reason: string | undefined): Promise<DecisionRow> {
+  const now = deps.clock.now();
+  const row = await applyTransition(
+    deps,
+    id,
+    [...pendingAndLive(now), eq(decisions.requesterKeyId, principal.keyId)],
+    { status: "cancelled", resolvedAt: now, resolvedBy: principal.keyId, resolutionReason: reason ?? null },
+    () => ({ type: "cancelled", actorKeyId: principal.keyId, fromStatus: "pending", reason: reason ?? null }),
+  );
+  if (row) return row;
+  throw await refusal(deps, principal, id, (current) =>
+    current.requesterKeyId !== principal.keyId ? notRequester() : current.status !== "pending" ? notPending(current) : undefined,
+  );
+}
+
+/** Marks an approved decision as executed, once: every later call is a 409. */
+export async function consumeDecision(deps: DecisionDeps, principal: Principal, id: string): Promise<DecisionRow> {
+  const now = deps.clock.now();
+  const row = await applyTransition(
+    deps,
+    id,
+    [eq(decisions.status, "approved"), isNull(decisions.consumedAt), eq(decisions.requesterKeyId, principal.keyId)],
+    { consumedAt: now },
+    (updated) => ({
+      type: "consumed",
+      actorKeyId: principal.keyId,
+      fromStatus: "approved",
+      data: { effective_payload_hash: updated.approvedPayloadHash ?? updated.payloadHash },
+    }),
+  );
+  if (row) return row;
+  throw await refusal(deps, principal, id, (current) => {
+    if (current.requesterKeyId !== principal.keyId) return notRequester();
+    if (current.consumedAt) return conflict("already_consumed", "this approval was already consumed", { consumed_at: current.consumedAt.toISOString() });
+    if (current.status !== "approved") {
+      return conflict("decision_not_approved", `only an approved decision can be consumed; this one is ${current.status}`, { status: current.status });
+    }
+    return undefined;
+  });
+}
+
+// ── Expiry ──────────────────────────────────────────────────────────────────────────────────────
+/**
+ * Gives overdue pending decisions their `on_timeout` outcome: reject → expired, approve → approved,
+ * escalate → one level up with another full window (expired once the top level times out).
+ * Several replicas may sweep at once: rows are claimed with FOR UPDATE SKIP LOCKED, so each overdue
+ * decision is settled by exactly one of them. With `ids` (a read that found its decision overdue)
+ * the rows are waited for instead of skipped, so the caller sees the settled state.
+ */
+export async function settleOverdue(deps: DecisionDeps, options: { ids?: string[] }): Promise<number> {
+  const now = deps.clock.now();
+  const settled: { row: DecisionRow; fromStatus: DecisionStatus }[] = [];
+  await deps.database.db.transaction(async (tx) => {
+    const due = await tx
+      .select()
+      .from(decisions)
+      .where(
+        and(eq(decisions.status, "pending"), lte(decisions.expiresAt, now), options.ids ? inArray(decisions.id, options.ids) : undefined),
+      )
+      .orderBy(asc(decisions.expiresAt))
+      .limit(deps.config.DECISION_SWEEP_BATCH_SIZE)
+      .for("update", options.ids ? {} : { skipLocked: true });
+    for (const current of due) {
+      const escalate = current.onTimeout === "escalate" && current.escalationLevel < MAX_ESCALATION_LEVEL;
+      const approve = current.onTimeout === "approve";
+      const set: DecisionUpdate = escalate
+        ? { escalationLevel: current.escalationLevel + 1, expiresAt: new Date(current.expiresAt.getTime() + (await originalWindowMs(tx, current))) }
+        : {
+            status: approve ? "approved" : "expired",
+            resolvedAt: now,
+            resolutionReason: approve ? "approved by default: no verdict before the deadline" : "expired: no verdict before the deadline",
+          };
+      const [row] = await tx
+        .update(decisions)
+        .set({ ...set, updatedAt: now })
+        .where(eq(decisions.id, current.id))
+        .returning();
+      const type: DecisionEventType = escalate ? "escalated" : approve ? "approved" : "expired";
+      await recordChange(tx, row!, { type, actorKeyId: null, fromStatus: "pending", data: { on_timeout: current.onTimeout, level: row!.escalationLevel } }, now);
+      settled.push({ row: row!, fromStatus: "pending" });
+    }
+  });
+  for (const { row, fromStatus } of settled) await afterChange(deps, row, fromStatus);
+  return settled.length;
+}
+
+/** The window the decision was created with (kept in its audit trail), for escalate-on-timeout. */
+async function originalWindowMs(tx: Tx, row: DecisionRow): Promise<number> {
+  const [created] = await tx
+    .select({ data: decisionEvents.data })
+    .from(decisionEvents)
+    .where(and(eq(decisionEvents.decisionId, row.id), eq(decisionEvents.type, "created")));
+  const seconds = Number(created?.data.expires_in);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : row.expiresAt.getTime() - row.createdAt.getTime();
+}

@@ -1,0 +1,237 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createMemoryCache } from "../../src/cache/memory";
+import { createRedisCache } from "../../src/cache/redis";
+import { type Cache, CacheUnavailableError } from "../../src/cache/types";
+import { createUpstashCache } from "../../src/cache/upstash";
+import { closedPort, REAL_REDIS_URL, waitFor, within } from "../foundation/support";
+import { uniquePrefix } from "../helpers/cache";
+import { startUpstashBridge, type UpstashBridge } from "../helpers/upstash-bridge";
+
+/**
+ * One contract, every backend. `open(prefix)` builds a cache namespaced by `prefix`; two caches
+ * opened with different prefixes must not see each other's keys or channels.
+ */
+interface Backend {
+  name: string;
+  open(prefix: string): Cache;
+  /** a cache pointed at an endpoint nothing listens on; absent for the in-process backend */
+  unreachable?: () => Promise<Cache>;
+  setup?: () => Promise<void>;
+  teardown?: () => Promise<void>;
+}
+
+function cacheContract(backend: Backend) {
+  describe(`cache contract: ${backend.name}`, () => {
+    const opened: Cache[] = [];
+    let cache: Cache;
+    const open = (prefix = uniquePrefix()) => {
+      const c = backend.open(prefix);
+      opened.push(c);
+      return c;
+    };
+    beforeAll(async () => {
+      await backend.setup?.();
+      cache = open();
+    });
+    afterAll(async () => {
+      await Promise.all(opened.map((c) => c.close()));
+      await backend.teardown?.();
+    });
+
+    test("get, set, overwrite, delete", async () => {
+      expect(await cache.get("missing")).toBeNull();
+      await cache.set("k", "one");
+      expect(await cache.get("k")).toBe("one");
+      await cache.set("k", "two ✓ with spaces, commas and unicode");
+      expect(await cache.get("k")).toBe("two ✓ with spaces, commas and unicode");
+      await cache.delete("k");
+      expect(await cache.get("k")).toBeNull();
+      await cache.delete("k"); // deleting what is gone is not an error
+      await cache.ping();
+    });
+
+    test("values are strings, returned exactly (no JSON or number coercion)", async () => {
+      for (const value of ["42", '{"a":1}', "true", "null", "", "OK"]) {
+        await cache.set("raw", value);
+        expect(await cache.get("raw")).toBe(value);
+      }
+    });
+
+    test("a TTL expires the key; a key without TTL stays", async () => {
+      await cache.set("short", "v", 40);
+      await cache.set("long", "v", 60_000);
+      await cache.set("forever", "v");
+      expect(await cache.get("short")).toBe("v");
+      await waitFor(async () => (await cache.get("short")) === null, "short-lived key to expire");
+      expect(await cache.get("long")).toBe("v");
+      expect(await cache.get("forever")).toBe("v");
+    });
+
+    test("increment counts from 1 and sets the window once", async () => {
+      const first = await cache.increment("window", 60_000);
+      expect(first.count).toBe(1);
+      expect(first.ttlMs).toBeGreaterThan(0);
+      expect(first.ttlMs).toBeLessThanOrEqual(60_000);
+      // A later call with a different TTL does not move the window.
+      const second = await cache.increment("window", 3_600_000);
+      expect(second.count).toBe(2);
+      expect(second.ttlMs).toBeLessThanOrEqual(60_000);
+      expect(await cache.get("window")).toBe("2");
+    });
+
+    test("parallel increments: every count handed out exactly once, one window", async () => {
+      const results = await Promise.all(Array.from({ length: 40 }, () => cache.increment("race", 60_000)));
+      expect(results.map((r) => r.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+      for (const r of results) expect(r.ttlMs).toBeLessThanOrEqual(60_000);
+      expect(await cache.get("race")).toBe("40");
+    });
+
+    test("an increment window resets after it expires", async () => {
+      await cache.increment("reset", 40);
+      await cache.increment("reset", 40);
+      await waitFor(async () => (await cache.get("reset")) === null, "counter window to expire");
+      expect((await cache.increment("reset", 60_000)).count).toBe(1);
+    });
+
+    test("increment gives a TTL to a counter that had none", async () => {
+      await cache.set("unbounded", "5");
+      const result = await cache.increment("unbounded", 40);
+      expect(result.count).toBe(6);
+      expect(result.ttlMs).toBeLessThanOrEqual(40);
+      await waitFor(async () => (await cache.get("unbounded")) === null, "counter given a TTL to expire");
+    });
+
+    test("publish reaches every subscriber; unsubscribing stops delivery", async () => {
+      const a: string[] = [];
+      const b: string[] = [];
+      const stopA = await cache.subscribe("events", (m) => a.push(m));
+      const stopB = await cache.subscribe("events", (m) => b.push(m));
+      await cache.publish("events", "first, with a comma");
+      await waitFor(() => a.length === 1 && b.length === 1, "both subscribers to receive");
+      expect(a).toEqual(["first, with a comma"]);
+      expect(b).toEqual(["first, with a comma"]);
+
+      await stopA();
+      await stopA(); // a second call is harmless and must not end b's subscription
+      await cache.publish("events", "second");
+      await waitFor(() => b.length === 2, "remaining subscriber to receive");
+      expect(b[1]).toBe("second");
+      await Bun.sleep(100); // room for a stray delivery to a, which must not come
+      expect(a).toEqual(["first, with a comma"]);
+      await stopB();
+    });
+
+    test("a channel can be subscribed again after everyone left it", async () => {
+      const stop = await cache.subscribe("again", () => {});
+      await stop();
+      const got: string[] = [];
+      const stopAgain = await cache.subscribe("again", (m) => got.push(m));
+      await stop(); // a stale unsubscribe from the earlier round must not end the new subscription
+      await cache.publish("again", "back");
+      await waitFor(() => got.length === 1, "the new subscriber to receive");
+      await stopAgain();
+    });
+
+    test("prefixes isolate keys and channels", async () => {
+      const other = open();
+      await cache.set("shared-name", "mine");
+      await other.set("shared-name", "theirs");
+      expect(await cache.get("shared-name")).toBe("mine");
+      expect(await other.get("shared-name")).toBe("theirs");
+      await other.delete("shared-name");
+      expect(await cache.get("shared-name")).toBe("mine");
+      expect((await other.increment("shared-count", 60_000)).count).toBe(1);
+      expect((await cache.increment("shared-count", 60_000)).count).toBe(1);
+
+      const mine: string[] = [];
+      const theirs: string[] = [];
+      const stopMine = await cache.subscribe("chan", (m) => mine.push(m));
+      const stopTheirs = await other.subscribe("chan", (m) => theirs.push(m));
+      await other.publish("chan", "for them");
+      await waitFor(() => theirs.length === 1, "the other namespace to receive its message");
+      await cache.publish("chan", "for me");
+      await waitFor(() => mine.length === 1, "this namespace to receive its message");
+      expect(mine).toEqual(["for me"]);
+      expect(theirs).toEqual(["for them"]);
+      await Promise.all([stopMine(), stopTheirs()]);
+    });
+
+    const unreachable = backend.unreachable;
+    if (unreachable) {
+      test("an unreachable backend fails fast with CacheUnavailableError", async () => {
+        const dead = await unreachable();
+        opened.push(dead);
+        const operations: [string, () => Promise<unknown>][] = [
+          ["ping", () => dead.ping()],
+          ["get", () => dead.get("k")],
+          ["set", () => dead.set("k", "v", 1_000)],
+          ["delete", () => dead.delete("k")],
+          ["increment", () => dead.increment("k", 1_000)],
+          ["publish", () => dead.publish("c", "m")],
+          ["subscribe", () => dead.subscribe("c", () => {})],
+        ];
+        for (const [name, operation] of operations) {
+          const error = await within(
+            operation().then(
+              () => undefined,
+              (e: unknown) => e,
+            ),
+            5_000,
+            `${name} against an unreachable ${backend.name}`,
+          );
+          expect(error, name).toBeInstanceOf(CacheUnavailableError);
+        }
+      });
+    }
+  });
+}
+
+cacheContract({ name: "memory", open: () => createMemoryCache() });
+
+cacheContract({
+  name: "redis (TCP)",
+  open: (prefix) => createRedisCache({ url: REAL_REDIS_URL, prefix }),
+  unreachable: async () => createRedisCache({ url: `redis://127.0.0.1:${await closedPort()}`, prefix: uniquePrefix() }),
+});
+
+let bridge: UpstashBridge;
+cacheContract({
+  name: "upstash (REST)",
+  setup: async () => {
+    bridge = startUpstashBridge({ redisUrl: REAL_REDIS_URL });
+  },
+  teardown: () => bridge.close(),
+  open: (prefix) => createUpstashCache({ url: bridge.url, token: bridge.token, prefix }),
+  unreachable: async () =>
+    createUpstashCache({ url: `http://127.0.0.1:${await closedPort()}`, token: "unused-token", prefix: uniquePrefix(), timeoutMs: 1_000 }),
+});
+
+describe("upstash backend", () => {
+  test("close() ends every subscription stream", async () => {
+    const own = startUpstashBridge({ redisUrl: REAL_REDIS_URL });
+    const cache = createUpstashCache({ url: own.url, token: own.token, prefix: uniquePrefix() });
+    try {
+      await cache.subscribe("one", () => {});
+      await cache.subscribe("two", () => {});
+      await waitFor(() => own.subscriptions() === 2, "both streams to open");
+      await cache.close();
+      await waitFor(() => own.subscriptions() === 0, "close() to end both streams");
+    } finally {
+      await own.close();
+    }
+  });
+
+
+  test("a wrong token is refused, and the backend reports it as unavailable", async () => {
+    const real = startUpstashBridge({ redisUrl: REAL_REDIS_URL });
+    const intruder = createUpstashCache({ url: real.url, token: "not-the-token", prefix: uniquePrefix() });
+    try {
+      const res = await fetch(real.url, { method: "POST", body: JSON.stringify(["PING"]), headers: { Authorization: "Bearer nope" } });
+      expect(res.status).toBe(401);
+      expect(intruder.ping()).rejects.toBeInstanceOf(CacheUnavailableError);
+    } finally {
+      await intruder.close();
+      await real.close();
+    }
+  });
+});

@@ -1,0 +1,113 @@
+import { createApiKey } from "../../src/auth/api-keys";
+import { asc, eq } from "drizzle-orm";
+import { decisionEvents, type Role } from "../../src/db/schema";
+import { type DatabaseHandle, openPostgres } from "../../src/db/client";
+import type { Clock } from "../../src/deps";
+import { createScratchDatabase, openTestDatabase } from "../helpers/db";
+import type { TestApp } from "../helpers/app";
+
+/** A clock tests move by hand, so expiry and webhook backoff need no sleeping. */
+export function manualClock(start = new Date()): Clock & { advance(ms: number): void } {
+  let now = start.getTime();
+  return {
+    now: () => new Date(now),
+    advance(ms: number) {
+      now += ms;
+    },
+  };
+}
+
+export const samplePayload = { service: "checkout", version: "2.4.1", rollout: { percent: 100, regions: ["eu-west-1", "us-east-1"] } };
+
+/** Creates a decision as `as` (service by default) and returns its JSON body; fails the test on a non-2xx. */
+export async function createDecision(t: TestApp, body: Record<string, unknown> = {}, as: Role = "service", headers: Record<string, string> = {}) {
+  const res = await t.request("/v1/decisions", {
+    method: "POST",
+    as,
+    headers,
+    json: { kind: "deploy", title: "Deploy checkout 2.4.1", payload: samplePayload, ...body },
+  });
+  if (res.status !== 201 && res.status !== 200) throw new Error(`create answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as Record<string, any>;
+}
+
+export async function act(t: TestApp, id: string, verb: string, as: Role, json?: unknown) {
+  return t.request(`/v1/decisions/${id}/${verb}`, { method: "POST", as, ...(json === undefined ? {} : { json }) });
+}
+
+/** Another key of `role` in the app's database (quorum and ownership tests need several). */
+export async function extraKey(t: TestApp, role: Role, name = `extra-${role}-${crypto.randomUUID().slice(0, 8)}`) {
+  const created = await createApiKey(t.deps.database.db, { name, role }, t.deps.clock.now());
+  return { key: created.key, id: created.row.id };
+}
+
+/** fetch with an explicit raw key */
+export function requestWithKey(t: TestApp, key: string, path: string, init: { method?: string; json?: unknown } = {}) {
+  return fetch(t.url + path, {
+    method: init.method ?? "GET",
+    headers: { "X-API-Key": key, ...(init.json === undefined ? {} : { "Content-Type": "application/json" }) },
+    ...(init.json === undefined ? {} : { body: JSON.stringify(init.json) }),
+  });
+}
+
+/** every audit row of a decision, oldest first */
+export async function auditTrail(t: TestApp, decisionId: string) {
+  return t.deps.database.db.select().from(decisionEvents).where(eq(decisionEvents.decisionId, decisionId)).orderBy(asc(decisionEvents.id));
+}
+
+/**
+ * Two handles on ONE database, as two replicas would have: separate pools (and LISTEN connections)
+ * on real PostgreSQL; the same embedded instance on PGlite. Handles close once, from `close`.
+ */
+export async function sharedDatabase(): Promise<{ first: DatabaseHandle; second: DatabaseHandle; close(): Promise<void> }> {
+  const url = process.env.DATABASE_URL;
+  const keepOpen = (handle: DatabaseHandle): DatabaseHandle => ({ ...handle, close: async () => {} });
+  if (!url) {
+    const handle = await openTestDatabase();
+    return { first: keepOpen(handle), second: keepOpen(handle), close: () => handle.close() };
+  }
+  const scratch = await createScratchDatabase(url);
+  const first = await openPostgres({ url: scratch.url, poolMax: 10 });
+  await first.migrate();
+  const second = await openPostgres({ url: scratch.url, poolMax: 10 });
+  return {
+    first: keepOpen(first),
+    second: keepOpen(second),
+    async close() {
+      await Promise.allSettled([first.close(), second.close()]);
+      await scratch.drop();
+    },
+  };
+}
+
+export interface SseEvent {
+  id: string;
+  event: string;
+  data: Record<string, any>;
+}
+
+/** Reads Server-Sent Events from a response until `count` arrived or `until` holds (then cancels the stream). */
+export async function readSse(res: Response, count: number, until: (events: SseEvent[]) => boolean = () => false): Promise<SseEvent[]> {
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const events: SseEvent[] = [];
+  let buffer = "";
+  while (events.length < count && !until(events)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += value;
+    let end: number;
+    while ((end = buffer.indexOf("\n\n")) !== -1) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const fields = new Map<string, string>();
+      for (const line of block.split("\n")) {
+        if (line.startsWith(":")) continue;
+        const at = line.indexOf(":");
+        fields.set(line.slice(0, at), line.slice(at + 1).trimStart());
+      }
+      if (fields.has("data")) events.push({ id: fields.get("id") ?? "", event: fields.get("event") ?? "message", data: JSON.parse(fields.get("data")!) });
+    }
+  }
+  await reader.cancel();
+  return events;
+}

@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { startTestApp, type TestApp } from "../helpers/app";
+import { act, createDecision, readSse, sharedDatabase } from "./helpers";
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp();
+}, 30_000);
+afterAll(() => t.close());
+
+describe("long-poll", () => {
+  test("?wait answers as soon as the decision is approved", async () => {
+    const d = await createDecision(t);
+    const waiting = t.request(`/v1/decisions/${d.id}?wait=30`, { as: "service" });
+    await new Promise((resolve) => setTimeout(resolve, 200)); // let the request park as a waiter
+    await act(t, d.id, "approve", "operator", { reason: "go" });
+    const res = await waiting;
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ id: d.id, status: "approved", resolution_reason: "go" });
+  });
+
+  test("?wait answers with the current (pending) state at the timeout", async () => {
+    const d = await createDecision(t);
+    const res = await t.request(`/v1/decisions/${d.id}?wait=1`, { as: "service" });
+    expect(res.status).toBe(200);
+    expect((await res.json()).status).toBe("pending");
+  });
+
+  test("?wait on a settled decision answers at once", async () => {
+    const d = await createDecision(t);
+    await act(t, d.id, "reject", "operator", { reason: "no" });
+    const res = await t.request(`/v1/decisions/${d.id}?wait=55`, { as: "service" });
+    expect((await res.json()).status).toBe("rejected");
+  });
+});
+
+describe("across replicas", () => {
+  test("a waiter on one app instance is released by an approval on another", async () => {
+    const shared = await sharedDatabase();
+    const replicaA = await startTestApp({ database: shared.first });
+    const replicaB = await startTestApp({ database: shared.second });
+    try {
+      const d = await createDecision(replicaA);
+      // Warm replica A's cache with the pending state: the verdict must still reach its readers.
+      expect((await (await replicaA.request(`/v1/decisions/${d.id}`, { as: "operator" })).json()).status).toBe("pending");
+      const waiting = replicaA.request(`/v1/decisions/${d.id}?wait=30`, { as: "service" });
+      await new Promise((resolve) => setTimeout(resolve, 200)); // let the waiter park on replica A
+      const approved = await act(replicaB, d.id, "approve", "operator");
+      expect(approved.status).toBe(200);
+      const res = await waiting;
+      expect((await res.json()).status).toBe("approved");
+      await waitUntil(async () => (await (await replicaA.request(`/v1/decisions/${d.id}`, { as: "operator" })).json()).status === "approved");
+    } finally {
+      await replicaA.close();
+      await replicaB.close();
+      await shared.close();
+    }
+  });
+});
+
+describe("server-sent events", () => {
+  test("streams changes and resumes from Last-Event-ID without gaps", async () => {
+    const controller = new AbortController();
+    const live = await t.request("/v1/decisions/stream", { as: "operator", signal: controller.signal });
+    expect(live.status).toBe(200);
+    expect(live.headers.get("content-type")).toContain("text/event-stream");
+    const reading = readSse(live, 3);
+    const d = await createDecision(t);
+    await act(t, d.id, "escalate", "operator");
+    await act(t, d.id, "approve", "admin");
+    const events = await reading;
+    controller.abort();
+    console.log(JSON.stringify(events));
+    expect(events.map((e) => e.event)).toEqual(["created", "escalated", "approved"]);
+    expect(events.every((e) => e.data.decision_id === d.id)).toBe(true);
+    const ids = events.map((e) => Number(e.id));
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+
+    // Changes while disconnected are replayed after the last event the client saw.
+    const e = await createDecision(t);
+    await act(t, e.id, "cancel", "service");
+    const resumed = await t.request("/v1/decisions/stream", { as: "operator", headers: { "Last-Event-ID": events[0]!.id } });
+    const replay = await readSse(resumed, 4);
+    expect(replay.map((x) => [x.event, x.data.decision_id])).toEqual([
+      ["escalated", d.id],
+      ["approved", d.id],
+      ["created", e.id],
+      ["cancelled", e.id],
+    ]);
+  });
+
+  test("a service key's stream carries only its own decisions", async () => {
+    const foreign = await createDecision(t, {}, "admin");
+    const own = await createDecision(t);
+    const res = await t.request("/v1/decisions/stream?last_event_id=0", { as: "service" });
+    const events = await readSse(res, 10_000, (seen) => seen.some((e) => e.data.decision_id === own.id));
+    const decisionIds = new Set(events.map((e) => e.data.decision_id));
+    expect(decisionIds.has(own.id)).toBe(true);
+    expect(decisionIds.has(foreign.id)).toBe(false);
+  });
+
+  test("a malformed Last-Event-ID is a 400", async () => {
+    const res = await t.request("/v1/decisions/stream", { as: "operator", headers: { "Last-Event-ID": "abc" } });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.code).toBe("invalid_last_event_id");
+  });
+});
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
