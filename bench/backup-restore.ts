@@ -48,7 +48,6 @@ async function measure(count: number) {
     started = performance.now();
     const backup = await createBackup(config);
     const backupMs = performance.now() - started;
-    started = performance.now();
     const verified = await createBackup(config, { verify: true });
     const verifyMs = (verified.manifest.verified?.duration_ms ?? Number.NaN) as number;
     const restoreConfig = loadConfig({ DATABASE_URL: target.url, BACKUP_DIR: dir });

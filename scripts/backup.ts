@@ -17,8 +17,11 @@ await runScript("backup", async () => {
   const result = await createBackup(scriptConfig(), { verify: values.verify, keep, dir: values.dir });
   const { manifest } = result;
   const rows = Object.values(manifest.tables).reduce((sum, t) => sum + t.rows, 0);
-  console.log(`backup: wrote ${result.dataPath} (${manifest.size_bytes} bytes, ${rows} rows, sha256 ${manifest.sha256}) in ${manifest.duration_ms} ms`);
+  console.log(
+    `backup: wrote ${result.dataPath} (${manifest.size_bytes} bytes, ${rows} rows, sha256 ${manifest.sha256}) in ${manifest.duration_ms} ms`,
+  );
   console.log(`backup: manifest ${result.manifestPath}`);
-  if (manifest.verified) console.log(`backup: verified by a scratch restore in ${manifest.verified.duration_ms} ms: every table count and checksum matches`);
+  if (manifest.verified)
+    console.log(`backup: verified by a scratch restore in ${manifest.verified.duration_ms} ms: every table count and checksum matches`);
   for (const path of result.pruned) console.log(`backup: pruned ${path}`);
 });

@@ -12,7 +12,12 @@ await runScript("certs", async () => {
     force: { type: "boolean", default: false },
     "client-name": { type: "string" },
   });
-  const written = await generateCertificates({ outDir: values.out, names: positionals, clientName: values["client-name"], force: values.force });
+  const written = await generateCertificates({
+    outDir: values.out,
+    names: positionals,
+    clientName: values["client-name"],
+    force: values.force,
+  });
   const { stdout } = await run("openssl", ["x509", "-in", written[2] ?? "", "-noout", "-ext", "subjectAltName", "-enddate"]);
   console.log(`certs: wrote ${written.join(", ")}; chain verified`);
   console.log(stdout.trim());

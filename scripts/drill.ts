@@ -28,5 +28,7 @@ await runScript("drill", async () => {
   if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
   const failures = drillFailures(result);
   if (failures.length) throw new OpsError(`FAILED: ${failures.join("; ")}`);
-  console.log(`drill: passed: RPO ${result.rpo_s} s (objective < ${RPO_OBJECTIVE_S} s), RTO ${result.rto_s} s (objective < ${RTO_OBJECTIVE_S} s)`);
+  console.log(
+    `drill: passed: RPO ${result.rpo_s} s (objective < ${RPO_OBJECTIVE_S} s), RTO ${result.rto_s} s (objective < ${RTO_OBJECTIVE_S} s)`,
+  );
 });

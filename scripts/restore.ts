@@ -12,6 +12,8 @@ await runScript("restore", async () => {
   if (!reference || positionals.length > 1) throw new OpsError("usage: bun run restore <manifest.json | latest> [--force]", 2);
   const result = await restoreBackup(scriptConfig(), reference, { force: values.force });
   const rows = Object.values(result.manifest.tables).reduce((sum, t) => sum + t.rows, 0);
-  console.log(`restore: restored ${result.manifest.file} (${rows} rows, taken ${result.manifest.created_at}) in ${result.duration_ms} ms; counts and checksums match`);
+  console.log(
+    `restore: restored ${result.manifest.file} (${rows} rows, taken ${result.manifest.created_at}) in ${result.duration_ms} ms; counts and checksums match`,
+  );
   if (result.replacedDataDir) console.log(`restore: the previous embedded database was moved to ${result.replacedDataDir}`);
 });

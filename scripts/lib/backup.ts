@@ -121,7 +121,9 @@ const pgliteQuery =
     (await client.query<T>(text)).rows;
 
 async function serverVersion(query: Query): Promise<{ server_version: string; server_major: number }> {
-  const [row] = await query<{ v: string; n: string }>(`select current_setting('server_version') as v, current_setting('server_version_num') as n`);
+  const [row] = await query<{ v: string; n: string }>(
+    `select current_setting('server_version') as v, current_setting('server_version_num') as n`,
+  );
   return { server_version: row?.v ?? "unknown", server_major: majorOf(Number(row?.n)) };
 }
 
@@ -138,7 +140,9 @@ export async function createBackup(config: Config, options: BackupOptions = {}):
   mkdirSync(dir, { recursive: true });
   const now = options.now ?? (() => new Date());
   const started = performance.now();
-  const made = config.DATABASE_URL ? await dumpPostgres(config, config.DATABASE_URL, dir, now()) : await dumpPglite(config.DATA_DIR, dir, now());
+  const made = config.DATABASE_URL
+    ? await dumpPostgres(config, config.DATABASE_URL, dir, now())
+    : await dumpPglite(config.DATA_DIR, dir, now());
   const dataPath = join(dir, made.file);
   const manifest: BackupManifest = {
     ...made,
@@ -192,7 +196,11 @@ async function dumpPostgres(config: Config, url: string, dir: string, at: Date):
       const migration = await latestMigration(query);
       const { dbname, env } = cliConnection(url);
       try {
-        await run(pgDump.path, ["--format=custom", "--no-password", `--snapshot=${snapshot?.id}`, `--file=${partial}`, `--dbname=${dbname}`], { env });
+        await run(
+          pgDump.path,
+          ["--format=custom", "--no-password", `--snapshot=${snapshot?.id}`, `--file=${partial}`, `--dbname=${dbname}`],
+          { env },
+        );
       } catch (error) {
         rmSync(partial, { force: true });
         throw error;
@@ -252,7 +260,12 @@ export interface CheckedBackup {
 
 /** Loads a manifest (or the newest in `dir` for "latest") and checks the data file's size and SHA-256. */
 export async function loadCheckedBackup(reference: string, dir: string): Promise<CheckedBackup> {
-  const manifestPath = reference === "latest" ? newestManifest(dir) : reference.endsWith(".json") ? reference : reference.replace(/\.(dump|tar\.gz)$/, ".json");
+  const manifestPath =
+    reference === "latest"
+      ? newestManifest(dir)
+      : reference.endsWith(".json")
+        ? reference
+        : reference.replace(/\.(dump|tar\.gz)$/, ".json");
   if (!existsSync(manifestPath)) throw new OpsError(`no such backup manifest: ${manifestPath}`);
   let manifest: BackupManifest;
   try {
@@ -266,7 +279,9 @@ export async function loadCheckedBackup(reference: string, dir: string): Promise
   const size = statSync(dataPath).size;
   const digest = await sha256File(dataPath);
   if (size !== manifest.size_bytes || digest !== manifest.sha256) {
-    throw new OpsError(`checksum mismatch for ${dataPath}: the file is corrupt or was changed (sha256 ${digest}, manifest says ${manifest.sha256}); nothing was restored`);
+    throw new OpsError(
+      `checksum mismatch for ${dataPath}: the file is corrupt or was changed (sha256 ${digest}, manifest says ${manifest.sha256}); nothing was restored`,
+    );
   }
   return { manifest, dataPath };
 }
@@ -333,7 +348,9 @@ export async function verifyBackup(config: Config, manifestPath: string): Promis
       scratchUrl.pathname = `/${scratchName}`;
       const pgRestore = await findPgProgram("pg_restore", toolMajor(manifest), config.PG_BIN_DIR);
       const { dbname, env } = cliConnection(scratchUrl.toString());
-      await run(pgRestore.path, ["--no-owner", "--no-privileges", "--exit-on-error", "--no-password", `--dbname=${dbname}`, dataPath], { env });
+      await run(pgRestore.path, ["--no-owner", "--no-privileges", "--exit-on-error", "--no-password", `--dbname=${dbname}`, dataPath], {
+        env,
+      });
       await reachable(scratchUrl.toString(), async (scratch) => {
         assertMatches(manifest.tables, await tableStats(queryOf(scratch)), "the verification restore");
       });
@@ -345,12 +362,14 @@ export async function verifyBackup(config: Config, manifestPath: string): Promis
 
 function requirePostgres(config: Config, manifest: BackupManifest): string {
   if (!config.DATABASE_URL) throw new OpsError(`this is a PostgreSQL backup; set DATABASE_URL to the server to restore into`);
-  if (manifest.kind !== "postgres") throw new OpsError(`this is an embedded (PGlite) backup; unset DATABASE_URL to restore it into DATA_DIR`);
+  if (manifest.kind !== "postgres")
+    throw new OpsError(`this is an embedded (PGlite) backup; unset DATABASE_URL to restore it into DATA_DIR`);
   return config.DATABASE_URL;
 }
 
 /** pg_restore must be at least as new as the pg_dump that wrote the archive. */
-const toolMajor = (manifest: BackupManifest) => Number(/\(PostgreSQL\)\s+(\d+)/.exec(manifest.tools.pg_dump ?? "")?.[1] ?? manifest.database.server_major);
+const toolMajor = (manifest: BackupManifest) =>
+  Number(/\(PostgreSQL\)\s+(\d+)/.exec(manifest.tools.pg_dump ?? "")?.[1] ?? manifest.database.server_major);
 
 // ── restore ─────────────────────────────────────────────────────────────────────────────────────
 export interface RestoreOptions {
@@ -381,7 +400,9 @@ export async function restoreBackup(config: Config, reference: string, options: 
     const query = queryOf(sql);
     const target = await serverVersion(query);
     if (target.server_major < manifest.database.server_major) {
-      throw new OpsError(`wrong server version: the backup is from PostgreSQL ${manifest.database.server_version}, the target runs ${target.server_version}`);
+      throw new OpsError(
+        `wrong server version: the backup is from PostgreSQL ${manifest.database.server_version}, the target runs ${target.server_version}`,
+      );
     }
     if (!options.force && (await hasApplicationRows(query))) {
       throw new OpsError(`the target database ${databaseNameOf(url)} already holds rows; pass --force to replace them`);
@@ -389,13 +410,22 @@ export async function restoreBackup(config: Config, reference: string, options: 
     const pgRestore = await findPgProgram("pg_restore", Math.max(toolMajor(manifest), target.server_major), config.PG_BIN_DIR);
     const { dbname, env } = cliConnection(url);
     // One transaction: a failed restore leaves the target exactly as it was.
-    await run(pgRestore.path, ["--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error", "--no-password", `--dbname=${dbname}`, dataPath], { env });
+    await run(
+      pgRestore.path,
+      ["--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error", "--no-password", `--dbname=${dbname}`, dataPath],
+      { env },
+    );
     assertMatches(manifest.tables, await tableStats(query), "the restored database");
   });
   return { manifest, duration_ms: Math.round(performance.now() - started) };
 }
 
-async function restorePglite(dataDir: string, manifest: BackupManifest, dataPath: string, options: RestoreOptions): Promise<string | undefined> {
+async function restorePglite(
+  dataDir: string,
+  manifest: BackupManifest,
+  dataPath: string,
+  options: RestoreOptions,
+): Promise<string | undefined> {
   const pgdata = pgdataOf(dataDir);
   const occupied = existsSync(join(pgdata, "PG_VERSION"));
   if (occupied && !options.force) {
@@ -413,12 +443,16 @@ async function restorePglite(dataDir: string, manifest: BackupManifest, dataPath
   mkdirSync(dirname(pgdata), { recursive: true });
   try {
     const restored = await PGlite.create(incoming, { loadDataDir: new Blob([readFileSync(dataPath)]) }).catch((error: Error) => {
-      throw new OpsError(`cannot load the backup into PGlite ${pgliteVersion()} (backup made with PostgreSQL ${manifest.database.server_version}): ${error.message}`);
+      throw new OpsError(
+        `cannot load the backup into PGlite ${pgliteVersion()} (backup made with PostgreSQL ${manifest.database.server_version}): ${error.message}`,
+      );
     });
     try {
       const version = await serverVersion(pgliteQuery(restored));
       if (version.server_major !== manifest.database.server_major) {
-        throw new OpsError(`wrong server version: the backup is PostgreSQL ${manifest.database.server_version}, this PGlite runs ${version.server_version}`);
+        throw new OpsError(
+          `wrong server version: the backup is PostgreSQL ${manifest.database.server_version}, this PGlite runs ${version.server_version}`,
+        );
       }
       assertMatches(manifest.tables, await tableStats(pgliteQuery(restored)), "the restored database");
     } finally {

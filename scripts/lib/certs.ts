@@ -38,7 +38,10 @@ export function subjectAltNames(extra: string[] = []): string {
 }
 
 const newKeyArgs = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-const randomSerial = () => `0x${Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex").replace(/^./, "1")}`;
+const randomSerial = () =>
+  `0x${Buffer.from(crypto.getRandomValues(new Uint8Array(16)))
+    .toString("hex")
+    .replace(/^./, "1")}`;
 
 async function issue(dir: string, name: "server" | "client", subject: string, extensions: string): Promise<void> {
   const csr = join(dir, `${name}.csr`);

@@ -53,7 +53,8 @@ export async function createWorkspace(bin: string): Promise<Workspace> {
       return path;
     },
     async exec(program, args) {
-      return (await run(isAbsolute(program) ? program : join(bin, program), args, { asUser: owner ? "postgres" : undefined, cwd: root })).stdout;
+      return (await run(isAbsolute(program) ? program : join(bin, program), args, { asUser: owner ? "postgres" : undefined, cwd: root }))
+        .stdout;
     },
     writeFile(path, text) {
       writeFileSync(path, text, { mode: 0o600 });
@@ -91,7 +92,12 @@ export async function clusterAt(ws: Workspace, dataDir: string, settings: Record
     ...settings,
   };
   const quote = (v: string | number) => (typeof v === "number" ? String(v) : `'${v.replaceAll("'", "''")}'`);
-  ws.writeFile(join(dataDir, "postgresql.auto.conf"), `${Object.entries(all).map(([k, v]) => `${k} = ${quote(v)}`).join("\n")}\n`);
+  ws.writeFile(
+    join(dataDir, "postgresql.auto.conf"),
+    `${Object.entries(all)
+      .map(([k, v]) => `${k} = ${quote(v)}`)
+      .join("\n")}\n`,
+  );
   let running = false;
   return {
     dataDir,

@@ -117,10 +117,25 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport | { s
 
     await sleep(500);
     const base = join(ws.root, "base");
-    await ws.exec("pg_basebackup", ["-h", "127.0.0.1", "-p", String(primary.port), "-U", "postgres", "-D", base, "-X", "stream", "-c", "fast"]);
+    await ws.exec("pg_basebackup", [
+      "-h",
+      "127.0.0.1",
+      "-p",
+      String(primary.port),
+      "-U",
+      "postgres",
+      "-D",
+      base,
+      "-X",
+      "stream",
+      "-c",
+      "fast",
+    ]);
     log("drill: online base backup taken while writing");
     await sleep(1000);
-    const [picked] = await sql<{ t: string }[]>`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' as t`;
+    const [picked] = await sql<
+      { t: string }[]
+    >`select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' as t`;
     const target = picked?.t as string;
     await sleep(1000);
     // Make sure the WAL covering the target is archived before anything is lost.
@@ -204,7 +219,9 @@ const round = (n: number) => Math.round(n * 100) / 100;
 export function drillFailures(report: DrillReport): string[] {
   const failures: string[] = [];
   if (!report.pitr.exact) {
-    failures.push(`PITR: ${report.pitr.recovered_rows} rows back, expected exactly the ${report.pitr.expected_rows} committed before the target`);
+    failures.push(
+      `PITR: ${report.pitr.recovered_rows} rows back, expected exactly the ${report.pitr.expected_rows} committed before the target`,
+    );
   }
   if (!report.crash.prefix_intact) failures.push("crash recovery: the recovered rows are not a gap-free prefix of what was written");
   if (report.rpo_s > RPO_OBJECTIVE_S) failures.push(`RPO ${report.rpo_s} s exceeds ${RPO_OBJECTIVE_S} s`);

@@ -16,7 +16,12 @@ export type Query = <T>(text: string) => Promise<T[]>;
 const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 /** Row text depends on these settings (timestamptz above all); both sides of a comparison use the same. */
-export const STABLE_OUTPUT_SETTINGS = ["set TimeZone = 'UTC'", "set DateStyle = 'ISO, MDY'", "set IntervalStyle = 'postgres'", "set extra_float_digits = 1"];
+export const STABLE_OUTPUT_SETTINGS = [
+  "set TimeZone = 'UTC'",
+  "set DateStyle = 'ISO, MDY'",
+  "set IntervalStyle = 'postgres'",
+  "set extra_float_digits = 1",
+];
 
 export async function tableStats(query: Query): Promise<TableStats> {
   for (const setting of STABLE_OUTPUT_SETTINGS) await query(setting);

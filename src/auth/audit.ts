@@ -59,18 +59,16 @@ export function createAuthAudit(deps: { db: Database; clock: Clock; logger: Logg
     };
   };
   const log = (event: AuthEvent) => {
-    const fields = {
-      action: event.action,
-      outcome: event.outcome,
-      reason: event.reason ?? undefined,
-      actor_key_id: event.actorKeyId ?? undefined,
-      target_id: event.targetId ?? undefined,
-      address: event.address ?? undefined,
-      request_id: event.requestId ?? undefined,
-    };
-    if (event.outcome === "failure") deps.logger.warn("auth event", fields);
-    else if (event.action === "authenticate") deps.logger.debug("auth event", fields);
-    else deps.logger.info("auth event", fields);
+    // Per-request successes are debug: the request log line already names the key.
+    const level = event.outcome === "failure" ? "warn" : event.action === "authenticate" ? "debug" : "info";
+    if (!deps.logger.enabled(level)) return;
+    // The same fields as the row, snake_case, minus the free-text user agent.
+    const fields = Object.fromEntries(
+      Object.entries(event)
+        .filter(([name, value]) => value !== null && value !== undefined && name !== "userAgent")
+        .map(([name, value]) => [name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), value]),
+    );
+    deps.logger[level]("auth event", fields);
   };
 
   const writeBuffered = async () => {

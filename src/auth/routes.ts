@@ -76,14 +76,8 @@ const listKeysRoute = defineRoute("keys:read", {
   summary: "List API keys (never hashes or raw keys)",
   request: {
     query: PaginationQuery.extend({
-      role: z
-        .enum(ROLES)
-        .optional()
-        .openapi({ param: { name: "role", in: "query" } }),
-      status: z
-        .enum(KEY_STATUSES)
-        .optional()
-        .openapi({ param: { name: "status", in: "query" } }),
+      role: z.enum(ROLES).optional(),
+      status: z.enum(KEY_STATUSES).optional(),
     }),
   },
   responses: {
@@ -214,20 +208,11 @@ const listAuditRoute = defineRoute("audit:read", {
   summary: "Authentication audit trail, newest first",
   request: {
     query: PaginationQuery.extend({
-      actor_key_id: z
-        .uuid()
-        .optional()
-        .openapi({ param: { name: "actor_key_id", in: "query" } }),
-      action: z
-        .enum(AUTH_ACTIONS)
-        .optional()
-        .openapi({ param: { name: "action", in: "query" } }),
-      outcome: z
-        .enum(["success", "failure"])
-        .optional()
-        .openapi({ param: { name: "outcome", in: "query" } }),
-      since: Timestamp.optional().openapi({ param: { name: "since", in: "query" } }),
-      until: Timestamp.optional().openapi({ param: { name: "until", in: "query" } }),
+      actor_key_id: z.uuid().optional(),
+      action: z.enum(AUTH_ACTIONS).optional(),
+      outcome: z.enum(["success", "failure"]).optional(),
+      since: Timestamp.optional(),
+      until: Timestamp.optional(),
     }),
   },
   responses: {

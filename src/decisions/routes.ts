@@ -42,6 +42,7 @@ const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ desc
 const body = <T extends z.ZodTypeAny>(schema: T) => ({ body: { required: true, content: { "application/json": { schema } } } });
 const optionalBody = <T extends z.ZodTypeAny>(schema: T) => ({ body: { required: false, content: { "application/json": { schema } } } });
 const HEARTBEAT_MS = 15_000;
+const RECONNECT_MS = 2_000;
 
 const create = defineRoute("decisions:create", {
   method: "post",
@@ -150,6 +151,8 @@ export function decisionRoutes(deps: DecisionDeps) {
         const stop = new AbortController();
         sse.onAbort(() => stop.abort());
         c.req.raw.signal.addEventListener("abort", () => stop.abort(), { once: true });
+        // Sends the headers at once (some servers hold them until the first byte) and sets the reconnect delay.
+        await sse.write(`retry: ${RECONNECT_MS}\n\n`);
         const heartbeat = setInterval(() => void sse.write(": keep-alive\n\n").catch(() => stop.abort()), HEARTBEAT_MS);
         try {
           await followEvents(

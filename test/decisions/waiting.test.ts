@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { decisionEvents } from "../../src/db/schema";
 import { startTestApp, type TestApp } from "../helpers/app";
+import { usingRealPostgres } from "../helpers/db";
 import { act, createDecision, readSse, sharedDatabase } from "./helpers";
 
 let t: TestApp;
@@ -70,7 +72,6 @@ describe("server-sent events", () => {
     await act(t, d.id, "approve", "admin");
     const events = await reading;
     controller.abort();
-    console.log(JSON.stringify(events));
     expect(events.map((e) => e.event)).toEqual(["created", "escalated", "approved"]);
     expect(events.every((e) => e.data.decision_id === d.id)).toBe(true);
     const ids = events.map((e) => Number(e.id));
@@ -113,3 +114,31 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs = 5_000): Prom
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+describe("server-sent events and commit order", () => {
+  // Needs two connections: one transaction holds an event id open while another commits a later one.
+  test.skipIf(!usingRealPostgres())("an event committed after a higher id is still delivered, in id order", async () => {
+    const d = await createDecision(t);
+    const stream = await t.request("/v1/decisions/stream", { as: "operator" });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let heldId = 0;
+    const held = t.deps.database.db.transaction(async (tx) => {
+      const [row] = await tx
+        .insert(decisionEvents)
+        .values({ decisionId: d.id, type: "escalated", fromStatus: "pending", toStatus: "pending", data: { note: "slow writer" } })
+        .returning({ id: decisionEvents.id });
+      heldId = row!.id;
+      await gate;
+    });
+    await waitUntil(async () => heldId > 0);
+    const later = await createDecision(t); // its event id is higher, and it commits first
+    const reading = readSse(stream, 2);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    release();
+    await held;
+    const events = await reading;
+    expect(events.map((e) => Number(e.id))).toEqual([heldId, heldId + 1]);
+    expect(events[1]!.data.decision_id).toBe(later.id);
+  });
+});

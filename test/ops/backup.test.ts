@@ -19,7 +19,9 @@ let config: Config;
 let dropScratch = async () => {};
 
 async function withDatabase<T>(use: (handle: DatabaseHandle) => Promise<T>): Promise<T> {
-  const handle = config.DATABASE_URL ? await openPostgres({ url: config.DATABASE_URL, poolMax: 2 }) : await openPglite({ dataDir: config.DATA_DIR });
+  const handle = config.DATABASE_URL
+    ? await openPostgres({ url: config.DATABASE_URL, poolMax: 2 })
+    : await openPglite({ dataDir: config.DATA_DIR });
   try {
     return await use(handle);
   } finally {
@@ -28,7 +30,12 @@ async function withDatabase<T>(use: (handle: DatabaseHandle) => Promise<T>): Pro
 }
 
 beforeAll(async () => {
-  env = { BACKUP_DIR: join(work, "backups"), DATA_DIR: join(work, "data"), BACKUP_METRICS_FILE: join(work, "backup.prom"), LOG_LEVEL: "silent" };
+  env = {
+    BACKUP_DIR: join(work, "backups"),
+    DATA_DIR: join(work, "data"),
+    BACKUP_METRICS_FILE: join(work, "backup.prom"),
+    LOG_LEVEL: "silent",
+  };
   if (usingRealPostgres()) {
     const scratch = await createScratchDatabase(process.env.DATABASE_URL as string);
     env.DATABASE_URL = scratch.url;

@@ -18,12 +18,20 @@ if (!compose) console.warn("compose.test: docker-compose not installed (apt-get 
 const work = mkdtempSync(join(tmpdir(), "arbiter-compose-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-const REQUIRED_SECRETS = ["POSTGRES_PASSWORD", "ARBITER_DB_PASSWORD", "ARBITER_MIGRATOR_PASSWORD", "REDIS_PASSWORD", "GRAFANA_ADMIN_PASSWORD"];
+const REQUIRED_SECRETS = [
+  "POSTGRES_PASSWORD",
+  "ARBITER_DB_PASSWORD",
+  "ARBITER_MIGRATOR_PASSWORD",
+  "REDIS_PASSWORD",
+  "GRAFANA_ADMIN_PASSWORD",
+];
 const example = readFileSync(join(root, ".env.example"), "utf8");
 
 /** .env.example with every required secret filled in, as an operator's .env would be. */
 function filledEnvFile(): string {
-  const filled = example.replace(/^([A-Z_]+)=$/gm, (line, name: string) => (REQUIRED_SECRETS.includes(name) ? `${name}=secret-${name.toLowerCase()}` : line));
+  const filled = example.replace(/^([A-Z_]+)=$/gm, (line, name: string) =>
+    REQUIRED_SECRETS.includes(name) ? `${name}=secret-${name.toLowerCase()}` : line,
+  );
   const path = join(work, "filled.env");
   writeFileSync(path, filled);
   return path;
@@ -61,7 +69,18 @@ describe.skipIf(!compose)("ops/compose.yaml (docker-compose config, offline)", (
     const full = await dockerCompose(filledEnvFile(), "config");
     services = parse(full.stdout).services;
     expect(Object.keys(services).sort()).toEqual(
-      ["arbiter", "backup", "grafana", "migrate", "node-exporter", "postgres", "postgres-exporter", "prometheus", "redis", "redis-exporter"].sort(),
+      [
+        "arbiter",
+        "backup",
+        "grafana",
+        "migrate",
+        "node-exporter",
+        "postgres",
+        "postgres-exporter",
+        "prometheus",
+        "redis",
+        "redis-exporter",
+      ].sort(),
     );
   });
 

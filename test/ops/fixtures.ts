@@ -17,8 +17,12 @@ import {
 /** Writes rows into every application table, through the app's own code where it has some. */
 export async function seedEveryTable(db: Database, now = new Date("2026-01-02T03:04:05.678Z"), tag = "seed"): Promise<void> {
   const { row: key } = await createApiKey(db, { name: `${tag}-admin`, role: "admin", metadata: { note: "ünïcode ✓" } }, now);
-  await db.insert(operatorSessions).values({ id: uuidv7(), keyId: key.id, permissions: ["decisions:read"], expiresAt: new Date(now.getTime() + 60_000) });
-  await db.insert(signingKeys).values({ kid: `${tag}-kid`, alg: "EdDSA", privateJwk: { kty: "OKP", d: "x" }, publicJwk: { kty: "OKP", x: "y" } });
+  await db
+    .insert(operatorSessions)
+    .values({ id: uuidv7(), keyId: key.id, permissions: ["decisions:read"], expiresAt: new Date(now.getTime() + 60_000) });
+  await db
+    .insert(signingKeys)
+    .values({ kid: `${tag}-kid`, alg: "EdDSA", privateJwk: { kty: "OKP", d: "x" }, publicJwk: { kty: "OKP", x: "y" } });
   await db.insert(authEvents).values({ id: uuidv7(), actorKeyId: key.id, action: "key.create", outcome: "success", createdAt: now });
   const decisionId = uuidv7();
   await db.insert(decisions).values({
@@ -32,7 +36,9 @@ export async function seedEveryTable(db: Database, now = new Date("2026-01-02T03
     createdAt: now,
   });
   await db.insert(decisionEvents).values({ decisionId, type: "created", toStatus: "pending", actorKeyId: key.id });
-  await db.insert(webhookDeliveries).values({ id: uuidv7(), decisionId, url: "https://hooks.example/x", attempt: 1, statusCode: 500, error: "boom" });
+  await db
+    .insert(webhookDeliveries)
+    .values({ id: uuidv7(), decisionId, url: "https://hooks.example/x", attempt: 1, statusCode: 500, error: "boom" });
   await db.insert(telemetryEvents).values(
     Array.from({ length: 25 }, (_, i) => ({
       id: `${tag}-evt-${i}`,

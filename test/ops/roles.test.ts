@@ -34,7 +34,17 @@ const urlAs = (user: string) => {
 };
 
 async function runPsql(file: string, vars: Record<string, string> = {}) {
-  const args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", ...Object.entries(vars).flatMap(([k, v]) => ["-v", `${k}=${v}`]), "-d", scratch.url, "-f", file];
+  const args = [
+    "-X",
+    "-q",
+    "-v",
+    "ON_ERROR_STOP=1",
+    ...Object.entries(vars).flatMap(([k, v]) => ["-v", `${k}=${v}`]),
+    "-d",
+    scratch.url,
+    "-f",
+    file,
+  ];
   const child = Bun.spawn([psql as string, ...args], { stdout: "pipe", stderr: "pipe" });
   const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
   if (code !== 0) throw new Error(`psql ${file}: ${stderr}`);
@@ -65,7 +75,9 @@ beforeAll(async () => {
     await runPsql(loginsSql, logins);
   }
   const admin = postgres(scratch.url, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${READER}') THEN CREATE ROLE ${READER} LOGIN; END IF; END $$`);
+  await admin.unsafe(
+    `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${READER}') THEN CREATE ROLE ${READER} LOGIN; END IF; END $$`,
+  );
   await admin.unsafe(`GRANT app_read TO ${READER}`);
   await admin.end();
   // Migrations run as the migrator login, which becomes app_admin.
@@ -125,7 +137,8 @@ describe.skipIf(!enabled)("least-privilege PostgreSQL roles", () => {
     expect(await attempt(APP, "delete from auth_events")).toBe(DENIED);
     expect(await attempt(APP, "truncate auth_events")).toBe(DENIED);
     const sql = postgres(scratch.url, { max: 1 });
-    const [counts] = await sql`select (select count(*) from auth_events)::int as auth, (select count(*) from decision_events)::int as decision`;
+    const [counts] =
+      await sql`select (select count(*) from auth_events)::int as auth, (select count(*) from decision_events)::int as decision`;
     await sql.end();
     expect(counts?.auth).toBeGreaterThan(0);
     expect(counts?.decision).toBeGreaterThan(0);
@@ -133,7 +146,9 @@ describe.skipIf(!enabled)("least-privilege PostgreSQL roles", () => {
 
   test("app_read can read and cannot write", async () => {
     expect(await attempt(READER, "select count(*) from decisions, auth_events, drizzle.__drizzle_migrations")).toBe("ok");
-    expect(await attempt(READER, "insert into signing_keys (kid, alg, private_jwk, public_jwk) values ('r', 'x', '{}', '{}')")).toBe(DENIED);
+    expect(await attempt(READER, "insert into signing_keys (kid, alg, private_jwk, public_jwk) values ('r', 'x', '{}', '{}')")).toBe(
+      DENIED,
+    );
     expect(await attempt(READER, "update decisions set title = 'x'")).toBe(DENIED);
     expect(await attempt(READER, "delete from telemetry_events")).toBe(DENIED);
   });

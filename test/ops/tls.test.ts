@@ -133,7 +133,14 @@ describe("the real entry point", () => {
   const entry = join(import.meta.dir, "../../src/main.ts");
   const spawnMain = (env: Record<string, string>) =>
     Bun.spawn(["bun", "run", entry], {
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", PORT: "0", LOG_LEVEL: "info", DATA_DIR: join(dir, "data"), ...env },
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "",
+        PORT: "0",
+        LOG_LEVEL: "info",
+        DATA_DIR: join(dir, "data"),
+        ...env,
+      },
       stdout: "pipe",
       stderr: "pipe",
     });

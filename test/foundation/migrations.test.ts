@@ -1,0 +1,114 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { PGlite } from "@electric-sql/pglite";
+import { getTableConfig, PgTable } from "drizzle-orm/pg-core";
+import postgres from "postgres";
+import { type DatabaseHandle, openPglite, openPostgres, rowsOf } from "../../src/db/client";
+import * as schema from "../../src/db/schema";
+import { createScratchDatabase } from "../helpers/db";
+import { REAL_POSTGRES_URL } from "./support";
+
+/** Every table the Drizzle schema declares, with its columns: what the migrations must produce. */
+const declared = Object.values(schema)
+  .filter((value): value is PgTable => value instanceof PgTable)
+  .map((table) => {
+    const config = getTableConfig(table);
+    return { name: config.name, columns: config.columns.map((c) => c.name).sort() };
+  })
+  .sort((a, b) => a.name.localeCompare(b.name));
+
+async function tablesIn(database: DatabaseHandle) {
+  const rows = rowsOf<{ table_name: string; column_name: string }>(
+    await database.db.execute(
+      "select table_name, column_name from information_schema.columns where table_schema = 'public' order by table_name, column_name" as never,
+    ),
+  );
+  const tables = new Map<string, string[]>();
+  for (const row of rows) tables.set(row.table_name, [...(tables.get(row.table_name) ?? []), row.column_name]);
+  return tables;
+}
+
+async function appliedMigrations(database: DatabaseHandle): Promise<number> {
+  const [row] = rowsOf<{ count: number | string }>(await database.db.execute("select count(*) as count from drizzle.__drizzle_migrations" as never));
+  return Number(row?.count);
+}
+
+async function provesMigrations(database: DatabaseHandle) {
+  await database.migrate();
+  const tables = await tablesIn(database);
+  for (const table of declared) {
+    expect(tables.has(table.name), `table ${table.name} exists`).toBe(true);
+    expect(tables.get(table.name)?.sort(), `columns of ${table.name}`).toEqual(table.columns);
+  }
+  const applied = await appliedMigrations(database);
+  const journal = (await Bun.file(new URL("../../drizzle/meta/_journal.json", import.meta.url)).json()) as { entries: unknown[] };
+  expect(applied).toBe(journal.entries.length);
+
+  // Applying again changes nothing: no migration re-runs, no table or column appears or goes.
+  await database.migrate();
+  expect(await appliedMigrations(database)).toBe(applied);
+  expect(await tablesIn(database)).toEqual(tables);
+}
+
+test("the schema declares the domain's tables", () => {
+  const names = declared.map((t) => t.name);
+  for (const name of ["api_keys", "operator_sessions", "auth_events", "decisions", "decision_events", "telemetry_events", "telemetry_snapshots"]) {
+    expect(names).toContain(name);
+  }
+});
+
+describe("migrations on PGlite (PostgreSQL 18)", () => {
+  test("apply to a fresh database, create every table, and re-apply as a no-op", async () => {
+    const database = await openPglite({ instance: await PGlite.create() });
+    try {
+      await provesMigrations(database);
+    } finally {
+      await database.close();
+    }
+  }, 60_000); // a fresh PGlite boots in seconds on a busy machine
+});
+
+async function reachable(url: string): Promise<string | undefined> {
+  const probe = postgres(url, { max: 1, connect_timeout: 3, onnotice: () => {} });
+  try {
+    const [row] = await probe`select current_setting('server_version_num') as version`;
+    return String(row?.version);
+  } catch (error) {
+    console.warn(`skipping real-PostgreSQL migration test: ${REAL_POSTGRES_URL} unreachable (${(error as Error).message})`);
+    return undefined;
+  } finally {
+    await probe.end({ timeout: 1 });
+  }
+}
+const serverVersion = await reachable(REAL_POSTGRES_URL);
+
+describe.skipIf(serverVersion === undefined)("migrations on the real PostgreSQL server", () => {
+  let drop: (() => Promise<void>) | undefined;
+  afterAll(() => drop?.());
+
+  test("apply to a fresh database, create every table, and re-apply as a no-op", async () => {
+    const scratch = await createScratchDatabase(REAL_POSTGRES_URL);
+    drop = scratch.drop;
+    const database = await openPostgres({ url: scratch.url, poolMax: 2 });
+    try {
+      await provesMigrations(database);
+    } finally {
+      await database.close();
+    }
+  }, 30_000);
+
+  test("two replicas migrating at once both succeed (advisory lock)", async () => {
+    const scratch = await createScratchDatabase(REAL_POSTGRES_URL);
+    const [a, b] = await Promise.all([openPostgres({ url: scratch.url, poolMax: 2 }), openPostgres({ url: scratch.url, poolMax: 2 })]);
+    try {
+      await Promise.all([a.migrate(), b.migrate()]);
+      expect(await tablesIn(a)).toEqual(await tablesIn(b));
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await scratch.drop();
+    }
+  }, 30_000);
+
+  test("the server is PostgreSQL 15 or later", () => {
+    expect(Number(serverVersion)).toBeGreaterThanOrEqual(150000);
+  });
+});
