@@ -82,13 +82,16 @@ export function createApp(deps: AppDeps) {
 
 export type App = ReturnType<typeof createApp>;
 
+/** Stable codes for the client errors Hono raises itself (body limit, content type). */
+const CLIENT_ERROR_CODES: Partial<Record<number, string>> = { 413: "payload_too_large", 415: "unsupported_media_type" };
+
 function handleError(error: Error, c: Context<AppEnv>, deps: AppDeps): Response {
   if (error instanceof ApiError) return errorResponse(c, error);
   if (error instanceof HTTPException) {
     // Hono raises these for malformed JSON bodies and similar client mistakes.
     const status = error.status;
     if (status < 500) {
-      const code = /json/i.test(error.message) ? "malformed_json" : status === 413 ? "payload_too_large" : "bad_request";
+      const code = CLIENT_ERROR_CODES[status] ?? (/json/i.test(error.message) ? "malformed_json" : "bad_request");
       return c.json(errorBody(code, error.message || "bad request"), status);
     }
   }

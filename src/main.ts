@@ -78,6 +78,8 @@ async function shutdown(signal: string) {
   if (stopping) return;
   stopping = true;
   logger.info("shutting down", { signal, in_flight: server.pendingRequests });
+  // Parked long-polls answer and event streams end first, or the drain would wait for them.
+  await decisionWorkers.stop();
   // Stop accepting, let in-flight requests finish, but never wait longer than the configured bound.
   const drained = server.stop(false).then(() => true);
   const timedOut = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), config.SHUTDOWN_TIMEOUT_MS));
@@ -86,7 +88,6 @@ async function shutdown(signal: string) {
     await server.stop(true);
   }
   await Promise.allSettled([stopRetention(), metricsServer?.stop(true)]);
-  await decisionWorkers.stop();
   await closeDeps(deps);
   logger.info("stopped", { signal });
   process.exit(0);

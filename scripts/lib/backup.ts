@@ -155,7 +155,14 @@ export async function createBackup(config: Config, options: BackupOptions = {}):
 
   if (options.verify) {
     const verifyStarted = performance.now();
-    await verifyBackup(config, manifestPath);
+    try {
+      await verifyBackup(config, manifestPath);
+    } catch (error) {
+      // An unverified backup must never be the one `restore latest` picks.
+      rmSync(manifestPath, { force: true });
+      rmSync(dataPath, { force: true });
+      throw new OpsError(`verification failed, backup discarded: ${(error as Error).message}`);
+    }
     manifest.verified = { at: now().toISOString(), duration_ms: Math.round(performance.now() - verifyStarted) };
     writeAtomically(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
   }

@@ -194,7 +194,6 @@ export class TokenRejected extends Error {
 }
 
 export interface TokenSigner {
-  keySet(): Promise<KeySet>;
   sign(claims: Omit<TokenClaims, "exp">, issuedAt: Date, expiresAt: Date): Promise<string>;
   /** Signature, algorithm allow-list, typ, iss, aud, exp, nbf (with the configured tolerance). */
   verify(token: string): Promise<TokenClaims>;
@@ -235,7 +234,6 @@ export function createTokenSigner(deps: { db: Database; config: TokenConfig; clo
   };
 
   return {
-    keySet: () => keySet(),
     async sign(claims, issuedAt, expiresAt) {
       const { signer } = await keySet();
       const iat = Math.floor(issuedAt.getTime() / 1000);

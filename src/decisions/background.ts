@@ -1,5 +1,4 @@
-import type { DecisionDeps } from "./service";
-import { settleOverdue } from "./service";
+import { type DecisionDeps, notifierOf, settleOverdue } from "./service";
 import { deliverDueWebhooks } from "./webhooks";
 
 /**
@@ -8,6 +7,7 @@ import { deliverDueWebhooks } from "./webhooks";
  * never starts timers. Both loops are safe with any number of replicas (SKIP LOCKED claims).
  */
 export interface DecisionWorkers {
+  /** ends the loops, answers parked long-polls and ends event streams, so the HTTP server can drain */
   stop(): Promise<void>;
 }
 
@@ -49,6 +49,7 @@ export function startDecisionWorkers(deps: DecisionDeps): DecisionWorkers {
   ];
   return {
     async stop() {
+      notifierOf(deps).close();
       await Promise.all(stops.map((stop) => stop()));
     },
   };

@@ -1,7 +1,7 @@
 import { asc, eq, gt, max } from "drizzle-orm";
 import type { Principal } from "../auth/rbac";
 import { decisionEvents, decisions } from "../db/schema";
-import { notifierOf, type DecisionDeps } from "./service";
+import { type DecisionDeps, notifierOf } from "./service";
 
 /**
  * The audit trail as an ordered feed, for Server-Sent Events with Last-Event-ID resumption.
@@ -59,6 +59,8 @@ export async function followEvents(
 ): Promise<void> {
   const notifier = notifierOf(deps);
   await notifier.ready();
+  // A shutting-down process ends its streams; EventSource clients reconnect to another replica.
+  signal = AbortSignal.any([signal, notifier.closing]);
   let wake: (() => void) | undefined;
   // Set by a change that arrives while a scan runs, so the next sleep is skipped rather than missed.
   let changed = false;

@@ -33,8 +33,12 @@ export function decisionMetrics(meter: Meter, db: Database): DecisionMetrics {
   meter
     .createObservableGauge("arbiter.decisions.pending", { description: "Decisions waiting for a verdict" })
     .addCallback(async (result) => {
-      const [row] = await db.select({ n: count() }).from(decisions).where(eq(decisions.status, "pending"));
-      result.observe(row?.n ?? 0);
+      try {
+        const [row] = await db.select({ n: count() }).from(decisions).where(eq(decisions.status, "pending"));
+        result.observe(row?.n ?? 0);
+      } catch {
+        // An unreachable database shows as a missing sample (and in /health/ready), not a failed scrape.
+      }
     });
   byMeter.set(meter, instruments);
   return instruments;

@@ -50,6 +50,10 @@ export interface DecisionNotifier {
   waitForSettlement(id: string, timeoutMs: number): { settled: Promise<DecisionRow | undefined>; cancel(): void };
   /** current number of in-memory waiters (for benchmarks and diagnostics) */
   readonly waiting: number;
+  /** aborted at shutdown: event streams end, so the server can drain */
+  readonly closing: AbortSignal;
+  /** shutdown: every waiter answers now (with the current state) and new waits return at once */
+  close(): void;
 }
 
 const notifiers = new WeakMap<DatabaseHandle, DecisionNotifier>();
@@ -68,11 +72,16 @@ export function decisionNotifier(
   return notifier;
 }
 
-function createNotifier(database: DatabaseHandle, load: (id: string) => Promise<DecisionRow | undefined>, logger: Logger): DecisionNotifier {
+function createNotifier(
+  database: DatabaseHandle,
+  load: (id: string) => Promise<DecisionRow | undefined>,
+  logger: Logger,
+): DecisionNotifier {
   const waiters = new Map<string, Set<Waiter>>();
   const listeners = new Set<(change: DecisionChange) => void>();
   let waiting = 0;
   let listening: Promise<void> | undefined;
+  const closing = new AbortController();
 
   const release = (id: string) => {
     const group = waiters.get(id);
@@ -138,11 +147,16 @@ function createNotifier(database: DatabaseHandle, load: (id: string) => Promise<
       };
       owner.add(waiter);
       waiting++;
-      timer = setTimeout(() => waiter.settle(undefined), timeoutMs);
+      timer = setTimeout(() => waiter.settle(undefined), closing.signal.aborted ? 0 : timeoutMs);
       return { settled, cancel: () => waiter.settle(undefined) };
     },
     get waiting() {
       return waiting;
+    },
+    closing: closing.signal,
+    close() {
+      closing.abort();
+      for (const group of [...waiters.values()]) for (const waiter of [...group]) waiter.settle(undefined);
     },
   };
 }

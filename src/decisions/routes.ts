@@ -28,6 +28,7 @@ import {
   consumeDecision,
   createDecision,
   type DecisionDeps,
+  decisionCacheKey,
   escalateDecision,
   getDecision,
   listDecisions,
@@ -108,9 +109,19 @@ const action = <P extends "decisions:resolve" | "decisions:escalate" | "decision
     responses: { 200: json(DecisionSchema, "The decision after the change"), ...errorResponses(400, 404, 409, 422) },
   });
 
-const approve = action("decisions:resolve", "approve", "Approve (optionally with an edited payload); counts towards a quorum", optionalBody(ApproveBody));
+const approve = action(
+  "decisions:resolve",
+  "approve",
+  "Approve (optionally with an edited payload); counts towards a quorum",
+  optionalBody(ApproveBody),
+);
 const reject = action("decisions:resolve", "reject", "Reject, with a reason; one rejection rejects", body(RejectBody));
-const escalate = action("decisions:escalate", "escalate", "Raise the escalation level: an admin must then resolve it", optionalBody(ReasonBody));
+const escalate = action(
+  "decisions:escalate",
+  "escalate",
+  "Raise the escalation level: an admin must then resolve it",
+  optionalBody(ReasonBody),
+);
 const cancel = action("decisions:cancel", "cancel", "Withdraw a pending decision (requester only)", optionalBody(ReasonBody));
 const consume = action("decisions:create", "consume", "Mark an approved decision as executed: succeeds once (requester only)", {});
 
@@ -125,10 +136,14 @@ function resumeFrom(c: Context<AppEnv>, query: number | undefined): number | und
 }
 
 export function decisionRoutes(deps: DecisionDeps) {
+  const notifier = notifierOf(deps);
   // Replicas with a process-local cache drop their copy when any replica changes a decision.
-  notifierOf(deps).onChange((change) => {
-    deps.cache.delete(`decision:${change.id}`).catch(() => {});
+  notifier.onChange((change) => {
+    deps.cache.delete(decisionCacheKey(change.id)).catch(() => {});
   });
+  deps.meter
+    .createObservableGauge("arbiter.decisions.waiters", { description: "Long-poll requests this process holds, waiting for a verdict" })
+    .addCallback((result) => result.observe(notifier.waiting));
 
   return createRouter()
     .openapi(create, async (c) => {

@@ -24,12 +24,18 @@ export const IdempotencyHeaders = z.object({
     .max(255)
     .regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces")
     .optional()
-    .openapi({ param: { name: "idempotency-key", in: "header" }, description: "a retry with the same key and body returns the first answer" }),
+    .openapi({
+      param: { name: "idempotency-key", in: "header" },
+      description: "a retry with the same key and body returns the first answer",
+    }),
 });
 
 export const CreateDecisionBody = z
   .object({
-    kind: z.string().regex(KIND_PATTERN, "lowercase letters, digits, '_', '.', '-'; starts with a letter; at most 64").openapi({ example: "deploy" }),
+    kind: z
+      .string()
+      .regex(KIND_PATTERN, "lowercase letters, digits, '_', '.', '-'; starts with a letter; at most 64")
+      .openapi({ example: "deploy" }),
     title: z.string().trim().min(1).max(200),
     payload: JsonValue.openapi({ description: "what the caller asks to do; its canonical JSON is hashed (SHA-256)" }),
     context: z.record(z.string(), z.unknown()).default({}),

@@ -9,8 +9,8 @@ import { afterCursor, decodeCursor, encodeCursor, toPage } from "../http/paginat
 import { cacheInstruments } from "../observability/metrics";
 import { canonicalHash, canonicalJson } from "./canonical-json";
 import { decisionMetrics } from "./metrics";
+import { DECISIONS_CHANNEL, type DecisionNotifier, decisionNotifier, encodeChange } from "./notifier";
 import { presentDecision } from "./present";
-import { type DecisionNotifier, DECISIONS_CHANNEL, decisionNotifier, encodeChange } from "./notifier";
 import { CONTEXT_MAX_BYTES, type CreateDecisionInput, type ListFilters, MAX_ESCALATION_LEVEL } from "./schemas";
 import { assertCallbackAllowed } from "./webhooks";
 
@@ -23,10 +23,19 @@ import { assertCallbackAllowed } from "./webhooks";
 export type DecisionDeps = Pick<AppDeps, "database" | "cache" | "clock" | "config" | "logger" | "meter">;
 type Tx = Parameters<Parameters<Database["transaction"]>[0]>[0];
 
-export type DecisionEventType = "created" | "approval_recorded" | "approved" | "rejected" | "escalated" | "expired" | "cancelled" | "consumed";
+export type DecisionEventType =
+  | "created"
+  | "approval_recorded"
+  | "approved"
+  | "rejected"
+  | "escalated"
+  | "expired"
+  | "cancelled"
+  | "consumed";
 
 const TERMINAL: ReadonlySet<DecisionStatus> = new Set(["approved", "rejected", "expired", "cancelled"]);
-const cacheKey = (id: string) => `decision:${id}`;
+export const decisionCacheKey = (id: string) => `decision:${id}`;
+const DECISION_CACHE_LABELS = { "cache.name": "decision" };
 const DATE_FIELDS = ["createdAt", "updatedAt", "expiresAt", "resolvedAt", "consumedAt"] as const;
 
 export const notifierOf = (deps: DecisionDeps): DecisionNotifier =>
@@ -75,7 +84,9 @@ async function recordChange(tx: Tx, row: DecisionRow, change: ChangeRecord, at: 
     })
     .returning({ id: decisionEvents.id });
   if (row.callbackUrl && change.fromStatus === "pending" && TERMINAL.has(row.status)) {
-    await tx.insert(webhookDeliveries).values({ id: uuidv7(at.getTime()), decisionId: row.id, url: row.callbackUrl, attempt: 1, nextAttemptAt: at });
+    await tx
+      .insert(webhookDeliveries)
+      .values({ id: uuidv7(at.getTime()), decisionId: row.id, url: row.callbackUrl, attempt: 1, nextAttemptAt: at });
   }
   await tx.execute(sql`select pg_notify(${DECISIONS_CHANNEL}, ${encodeChange({ id: row.id, status: row.status, eventId: event!.id })})`);
 }
@@ -88,7 +99,7 @@ async function afterChange(deps: DecisionDeps, row: DecisionRow, fromStatus: Dec
     const end = row.resolvedAt ?? deps.clock.now();
     metrics.duration.record(Math.max(0, (end.getTime() - row.createdAt.getTime()) / 1000), { outcome: row.status });
   }
-  await deps.cache.delete(cacheKey(row.id)).catch((error: unknown) => {
+  await deps.cache.delete(decisionCacheKey(row.id)).catch((error: unknown) => {
     deps.logger.warn("decision cache invalidation failed", { decision_id: row.id, error: (error as Error).message });
   });
 }
@@ -210,15 +221,15 @@ async function readThroughCache(deps: DecisionDeps, id: string): Promise<Decisio
   if (ttl > 0) {
     // Replicas with a process-local cache learn of other replicas' changes through the notifier.
     await notifierOf(deps).ready();
-    const cached = await deps.cache.get(cacheKey(id)).catch(() => null);
+    const cached = await deps.cache.get(decisionCacheKey(id)).catch(() => null);
     if (cached) {
-      instruments.hits.add(1, { cache: "decision" });
+      instruments.hits.add(1, DECISION_CACHE_LABELS);
       return reviveRow(cached);
     }
   }
-  instruments.misses.add(1, { cache: "decision" });
+  instruments.misses.add(1, DECISION_CACHE_LABELS);
   const row = await loadDecision(deps.database.db, id);
-  if (row && ttl > 0) await deps.cache.set(cacheKey(id), JSON.stringify(row), ttl).catch(() => {});
+  if (row && ttl > 0) await deps.cache.set(decisionCacheKey(id), JSON.stringify(row), ttl).catch(() => {});
   return row;
 }
 
@@ -228,7 +239,12 @@ const isOverdue = (row: DecisionRow, now: Date) => row.status === "pending" && r
  * A decision as the caller may see it. An overdue pending decision takes its timeout outcome here,
  * so a read is correct even when no sweeper has run yet.
  */
-export async function getDecision(deps: DecisionDeps, principal: Principal, id: string, options: { fresh?: boolean } = {}): Promise<DecisionRow> {
+export async function getDecision(
+  deps: DecisionDeps,
+  principal: Principal,
+  id: string,
+  options: { fresh?: boolean } = {},
+): Promise<DecisionRow> {
   let row = options.fresh ? await loadDecision(deps.database.db, id) : await readThroughCache(deps, id);
   if (!row || !canSee(principal, row)) throw notFound("decision not found");
   if (isOverdue(row, deps.clock.now())) {
@@ -305,7 +321,9 @@ export async function listQueue(deps: DecisionDeps, principal: Principal, query:
     if (!rank || !/^[0-3]$/.test(rank) || !id || !isUuid(id)) {
       throw invalidCursor();
     }
-    conditions.push(sql`(${v.priorityRank}, ${v.createdAt}, ${v.id}) > (${Number(rank)}, ${cursor.createdAt.toISOString()}::timestamptz, ${id}::uuid)`);
+    conditions.push(
+      sql`(${v.priorityRank}, ${v.createdAt}, ${v.id}) > (${Number(rank)}, ${cursor.createdAt.toISOString()}::timestamptz, ${id}::uuid)`,
+    );
   }
   const rows = await deps.database.db
     .select()
@@ -327,7 +345,8 @@ export async function listQueue(deps: DecisionDeps, principal: Principal, query:
       created_at: row.createdAt.toISOString(),
       expires_at: row.expiresAt.toISOString(),
     })),
-    next_cursor: rows.length > query.limit && last ? encodeCursor({ createdAt: last.createdAt, id: `${last.priorityRank}.${last.id}` }) : null,
+    next_cursor:
+      rows.length > query.limit && last ? encodeCursor({ createdAt: last.createdAt, id: `${last.priorityRank}.${last.id}` }) : null,
   };
 }
 
@@ -336,9 +355,16 @@ const notPending = (row: DecisionRow) =>
   conflict("decision_not_pending", `the decision is already ${row.status}`, { status: row.status, decision: presentDecision(row) });
 
 /** Why a conditional update matched nothing: the precise 4xx, checked against the current row. */
-async function refusal(deps: DecisionDeps, principal: Principal, id: string, checks: (row: DecisionRow) => ApiError | undefined): Promise<ApiError> {
+async function refusal(
+  deps: DecisionDeps,
+  principal: Principal,
+  id: string,
+  checks: (row: DecisionRow) => ApiError | undefined,
+): Promise<ApiError> {
   const row = await getDecision(deps, principal, id, { fresh: true });
-  return checks(row) ?? conflict("decision_changed", "the decision changed concurrently; read it and retry", { decision: presentDecision(row) });
+  return (
+    checks(row) ?? conflict("decision_changed", "the decision changed concurrently; read it and retry", { decision: presentDecision(row) })
+  );
 }
 
 const pendingAndLive = (now: Date) => [eq(decisions.status, "pending"), sql`${decisions.expiresAt} > ${now.toISOString()}::timestamptz`];
@@ -359,7 +385,11 @@ export async function approveDecision(
   const now = deps.clock.now();
   const edited = input.payload !== undefined;
   if (edited && Buffer.byteLength(canonicalJson(input.payload)) > deps.config.DECISION_PAYLOAD_MAX_BYTES) {
-    throw new ApiError(413, "decision_payload_too_large", `payload exceeds ${deps.config.DECISION_PAYLOAD_MAX_BYTES} bytes of canonical JSON`);
+    throw new ApiError(
+      413,
+      "decision_payload_too_large",
+      `payload exceeds ${deps.config.DECISION_PAYLOAD_MAX_BYTES} bytes of canonical JSON`,
+    );
   }
   const editedHash = edited ? canonicalHash(input.payload) : undefined;
   const quorumReached = sql`cardinality(${decisions.approvals}) + 1 >= ${decisions.requiredApprovals}`;
@@ -402,7 +432,8 @@ export async function approveDecision(
     if (current.requesterKeyId === me) return new ApiError(403, "self_approval_forbidden", "the requester cannot approve its own decision");
     const escalated = escalatedRefusal(principal, current);
     if (escalated) return escalated;
-    if (current.approvals.includes(me)) return conflict("already_approved", "you already approved this decision; quorum needs distinct approvers");
+    if (current.approvals.includes(me))
+      return conflict("already_approved", "you already approved this decision; quorum needs distinct approvers");
     if (edited && current.requiredApprovals > 1) {
       return new ApiError(422, "edits_require_single_approval", "a decision that needs several approvals cannot be approved with edits");
     }
@@ -420,17 +451,30 @@ export async function rejectDecision(deps: DecisionDeps, principal: Principal, i
     () => ({ type: "rejected", actorKeyId: principal.keyId, fromStatus: "pending", reason }),
   );
   if (row) return row;
-  throw await refusal(deps, principal, id, (current) => (current.status !== "pending" ? notPending(current) : escalatedRefusal(principal, current)));
+  throw await refusal(deps, principal, id, (current) =>
+    current.status !== "pending" ? notPending(current) : escalatedRefusal(principal, current),
+  );
 }
 
-export async function escalateDecision(deps: DecisionDeps, principal: Principal, id: string, reason: string | undefined): Promise<DecisionRow> {
+export async function escalateDecision(
+  deps: DecisionDeps,
+  principal: Principal,
+  id: string,
+  reason: string | undefined,
+): Promise<DecisionRow> {
   const now = deps.clock.now();
   const row = await applyTransition(
     deps,
     id,
     [...pendingAndLive(now), lt(decisions.escalationLevel, MAX_ESCALATION_LEVEL)],
     { escalationLevel: sql`${decisions.escalationLevel} + 1` },
-    (updated) => ({ type: "escalated", actorKeyId: principal.keyId, fromStatus: "pending", reason: reason ?? null, data: { level: updated.escalationLevel } }),
+    (updated) => ({
+      type: "escalated",
+      actorKeyId: principal.keyId,
+      fromStatus: "pending",
+      reason: reason ?? null,
+      data: { level: updated.escalationLevel },
+    }),
   );
   if (row) return row;
   throw await refusal(deps, principal, id, (current) => {
@@ -444,7 +488,12 @@ export async function escalateDecision(deps: DecisionDeps, principal: Principal,
 
 const notRequester = () => new ApiError(403, "not_requester", "only the key that requested this decision may do this");
 
-export async function cancelDecision(deps: DecisionDeps, principal: Principal, id: string, reason: string | undefined): Promise<DecisionRow> {
+export async function cancelDecision(
+  deps: DecisionDeps,
+  principal: Principal,
+  id: string,
+  reason: string | undefined,
+): Promise<DecisionRow> {
   const now = deps.clock.now();
   const row = await applyTransition(
     deps,
@@ -477,9 +526,12 @@ export async function consumeDecision(deps: DecisionDeps, principal: Principal, 
   if (row) return row;
   throw await refusal(deps, principal, id, (current) => {
     if (current.requesterKeyId !== principal.keyId) return notRequester();
-    if (current.consumedAt) return conflict("already_consumed", "this approval was already consumed", { consumed_at: current.consumedAt.toISOString() });
+    if (current.consumedAt)
+      return conflict("already_consumed", "this approval was already consumed", { consumed_at: current.consumedAt.toISOString() });
     if (current.status !== "approved") {
-      return conflict("decision_not_approved", `only an approved decision can be consumed; this one is ${current.status}`, { status: current.status });
+      return conflict("decision_not_approved", `only an approved decision can be consumed; this one is ${current.status}`, {
+        status: current.status,
+      });
     }
     return undefined;
   });
@@ -510,7 +562,10 @@ export async function settleOverdue(deps: DecisionDeps, options: { ids?: string[
       const escalate = current.onTimeout === "escalate" && current.escalationLevel < MAX_ESCALATION_LEVEL;
       const approve = current.onTimeout === "approve";
       const set: DecisionUpdate = escalate
-        ? { escalationLevel: current.escalationLevel + 1, expiresAt: new Date(current.expiresAt.getTime() + (await originalWindowMs(tx, current))) }
+        ? {
+            escalationLevel: current.escalationLevel + 1,
+            expiresAt: new Date(current.expiresAt.getTime() + (await originalWindowMs(tx, current))),
+          }
         : {
             status: approve ? "approved" : "expired",
             resolvedAt: now,
@@ -522,7 +577,12 @@ export async function settleOverdue(deps: DecisionDeps, options: { ids?: string[
         .where(eq(decisions.id, current.id))
         .returning();
       const type: DecisionEventType = escalate ? "escalated" : approve ? "approved" : "expired";
-      await recordChange(tx, row!, { type, actorKeyId: null, fromStatus: "pending", data: { on_timeout: current.onTimeout, level: row!.escalationLevel } }, now);
+      await recordChange(
+        tx,
+        row!,
+        { type, actorKeyId: null, fromStatus: "pending", data: { on_timeout: current.onTimeout, level: row!.escalationLevel } },
+        now,
+      );
       settled.push({ row: row!, fromStatus: "pending" });
     }
   });

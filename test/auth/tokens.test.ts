@@ -219,6 +219,33 @@ describe("revocation", () => {
   });
 });
 
+describe("object level through tokens", () => {
+  test("a service token sees and cancels only its own key's decisions; a narrowed token cannot cancel", async () => {
+    const other = await t.request("/v1/keys", { as: "admin", method: "POST", json: { name: "other service", role: "service" } });
+    const otherKey = ((await other.json()) as { key: string }).key;
+    const otherToken = (
+      (await (await t.request("/v1/auth/token", { method: "POST", headers: { "X-API-Key": otherKey } })).json()) as { access_token: string }
+    ).access_token;
+    const mine = await issueToken(t, "service");
+
+    const created = await t.request("/v1/decisions", {
+      method: "POST",
+      headers: bearer(mine),
+      json: { kind: "deploy", title: "token-owned decision", payload: { version: "1.0.0" } },
+    });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+
+    expect((await t.request(`/v1/decisions/${id}`, { headers: bearer(otherToken) })).status).toBe(404);
+    expect((await t.request(`/v1/decisions/${id}/cancel`, { method: "POST", headers: bearer(otherToken) })).status).toBe(404);
+    expect((await t.request(`/v1/decisions/${id}`, { headers: bearer(mine) })).status).toBe(200);
+
+    const readOnly = await issueToken(t, "service", { permissions: ["decisions:read"] });
+    expect((await t.request(`/v1/decisions/${id}`, { headers: bearer(readOnly) })).status).toBe(200);
+    expect((await t.request(`/v1/decisions/${id}/cancel`, { method: "POST", headers: bearer(readOnly) })).status).toBe(403);
+  });
+});
+
 describe("signing keys", () => {
   test("rotation: new tokens get the new kid, old tokens still verify, both keys are published", async () => {
     const before = await issueToken(t, "admin");
@@ -248,6 +275,29 @@ describe("signing keys", () => {
       } finally {
         await app.close();
       }
+    }
+  });
+
+  test("configured key rotation: tokens of TOKEN_PREVIOUS_SIGNING_KEY still verify and it stays published", async () => {
+    const pem = async () => exportPKCS8((await generateKeyPair("EdDSA", { extractable: true })).privateKey);
+    const [oldPem, newPem] = [await pem(), await pem()];
+    const before = await startTestApp({ env: { TOKEN_SIGNING_KEY: oldPem } });
+    const after = await startTestApp({
+      database: { ...before.deps.database, close: async () => {} },
+      env: { TOKEN_SIGNING_KEY: newPem, TOKEN_PREVIOUS_SIGNING_KEY: oldPem },
+    });
+    try {
+      const oldToken = await issueToken(before, "admin");
+      const newToken = await issueToken(after, "admin");
+      expect(decodeProtectedHeader(newToken).kid).not.toBe(decodeProtectedHeader(oldToken).kid);
+      expect((await after.request("/v1/keys?limit=1", { headers: bearer(oldToken) })).status).toBe(200);
+      const published = ((await (await after.request("/.well-known/jwks.json")).json()) as { keys: JWK[] }).keys.map((k) => k.kid);
+      expect(published).toContain(decodeProtectedHeader(oldToken).kid!);
+      // Without the previous key, the old tokens are refused.
+      expect((await before.request("/v1/keys?limit=1", { headers: bearer(newToken) })).status).toBe(401);
+    } finally {
+      await after.close();
+      await before.close();
     }
   });
 

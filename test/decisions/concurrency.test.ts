@@ -13,7 +13,10 @@ test("operators racing on one decision: exactly one outcome, one audit row, the 
   const d = await createDecision(t);
   const responses = await Promise.all(
     operators.map((operator, i) =>
-      requestWithKey(t, operator.key, `/v1/decisions/${d.id}/${i % 2 ? "reject" : "approve"}`, { method: "POST", json: { reason: `operator ${i}` } }),
+      requestWithKey(t, operator.key, `/v1/decisions/${d.id}/${i % 2 ? "reject" : "approve"}`, {
+        method: "POST",
+        json: { reason: `operator ${i}` },
+      }),
     ),
   );
   const statuses = responses.map((r) => r.status);

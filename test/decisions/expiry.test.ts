@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { startDecisionWorkers } from "../../src/decisions/background";
 import { settleOverdue } from "../../src/decisions/service";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { act, auditTrail, createDecision, manualClock } from "./helpers";
@@ -77,5 +78,18 @@ test("sweepers running in parallel settle each decision exactly once", async () 
   for (const d of created) {
     const trail = await auditTrail(t, d.id);
     expect(trail.filter((e) => e.type === "expired")).toHaveLength(1);
+  }
+});
+
+test("the background sweeper settles overdue decisions on its own, and stops", async () => {
+  const d = await createDecision(t, { expires_in: 5 });
+  const workers = startDecisionWorkers({ ...t.deps, config: { ...t.deps.config, DECISION_SWEEP_INTERVAL_MS: 20 } });
+  try {
+    clock.advance(6_000);
+    const deadline = Date.now() + 5_000;
+    while ((await auditTrail(t, d.id)).length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await auditTrail(t, d.id)).map((e) => e.type)).toEqual(["created", "expired"]);
+  } finally {
+    await workers.stop();
   }
 });

@@ -1,10 +1,10 @@
-import { createApiKey } from "../../src/auth/api-keys";
 import { asc, eq } from "drizzle-orm";
-import { decisionEvents, type Role } from "../../src/db/schema";
+import { createApiKey } from "../../src/auth/api-keys";
 import { type DatabaseHandle, openPostgres } from "../../src/db/client";
+import { decisionEvents, type Role } from "../../src/db/schema";
 import type { Clock } from "../../src/deps";
-import { createScratchDatabase, openTestDatabase } from "../helpers/db";
 import type { TestApp } from "../helpers/app";
+import { createScratchDatabase, openTestDatabase } from "../helpers/db";
 
 /** A clock tests move by hand, so expiry and webhook backoff need no sleeping. */
 export function manualClock(start = new Date()): Clock & { advance(ms: number): void } {
@@ -17,10 +17,19 @@ export function manualClock(start = new Date()): Clock & { advance(ms: number): 
   };
 }
 
+/** a parsed response body; tests assert it field by field */
+// biome-ignore lint/suspicious/noExplicitAny: the assertions themselves check the shape
+export type JsonBody = Record<string, any>;
+
 export const samplePayload = { service: "checkout", version: "2.4.1", rollout: { percent: 100, regions: ["eu-west-1", "us-east-1"] } };
 
 /** Creates a decision as `as` (service by default) and returns its JSON body; fails the test on a non-2xx. */
-export async function createDecision(t: TestApp, body: Record<string, unknown> = {}, as: Role = "service", headers: Record<string, string> = {}) {
+export async function createDecision(
+  t: TestApp,
+  body: Record<string, unknown> = {},
+  as: Role = "service",
+  headers: Record<string, string> = {},
+) {
   const res = await t.request("/v1/decisions", {
     method: "POST",
     as,
@@ -28,7 +37,7 @@ export async function createDecision(t: TestApp, body: Record<string, unknown> =
     json: { kind: "deploy", title: "Deploy checkout 2.4.1", payload: samplePayload, ...body },
   });
   if (res.status !== 201 && res.status !== 200) throw new Error(`create answered ${res.status}: ${await res.text()}`);
-  return (await res.json()) as Record<string, any>;
+  return (await res.json()) as JsonBody;
 }
 
 export async function act(t: TestApp, id: string, verb: string, as: Role, json?: unknown) {
@@ -83,7 +92,7 @@ export async function sharedDatabase(): Promise<{ first: DatabaseHandle; second:
 export interface SseEvent {
   id: string;
   event: string;
-  data: Record<string, any>;
+  data: JsonBody;
 }
 
 /** Reads Server-Sent Events from a response until `count` arrived or `until` holds (then cancels the stream). */
@@ -105,7 +114,8 @@ export async function readSse(res: Response, count: number, until: (events: SseE
         const at = line.indexOf(":");
         fields.set(line.slice(0, at), line.slice(at + 1).trimStart());
       }
-      if (fields.has("data")) events.push({ id: fields.get("id") ?? "", event: fields.get("event") ?? "message", data: JSON.parse(fields.get("data")!) });
+      if (fields.has("data"))
+        events.push({ id: fields.get("id") ?? "", event: fields.get("event") ?? "message", data: JSON.parse(fields.get("data")!) });
     }
   }
   await reader.cancel();

@@ -52,7 +52,12 @@ describe("create", () => {
     const key = `idem-${crypto.randomUUID()}`;
     const responses = await Promise.all(
       Array.from({ length: 8 }, () =>
-        t.request("/v1/decisions", { method: "POST", as: "service", headers: { "Idempotency-Key": key }, json: { kind: "deploy", title: "x", payload: 1 } }),
+        t.request("/v1/decisions", {
+          method: "POST",
+          as: "service",
+          headers: { "Idempotency-Key": key },
+          json: { kind: "deploy", title: "x", payload: 1 },
+        }),
       ),
     );
     const bodies = await Promise.all(responses.map((r) => r.json()));
@@ -110,7 +115,11 @@ describe("verdicts", () => {
     expect(verdict.payload_hash).toBe(d.payload_hash);
     const trail = await auditTrail(t, d.id);
     const approval = trail.find((e) => e.type === "approved")!;
-    expect(approval.data).toMatchObject({ payload_hash: d.payload_hash, edited_payload: smaller, edited_payload_hash: canonicalHash(smaller) });
+    expect(approval.data).toMatchObject({
+      payload_hash: d.payload_hash,
+      edited_payload: smaller,
+      edited_payload_hash: canonicalHash(smaller),
+    });
     const consumed = await (await act(t, d.id, "consume", "service")).json();
     expect(consumed.effective_payload_hash).toBe(canonicalHash(smaller));
   });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { decisionEvents } from "../../src/db/schema";
+import { startDecisionWorkers } from "../../src/decisions/background";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { usingRealPostgres } from "../helpers/db";
 import { act, createDecision, readSse, sharedDatabase } from "./helpers";
@@ -51,7 +52,9 @@ describe("across replicas", () => {
       expect(approved.status).toBe(200);
       const res = await waiting;
       expect((await res.json()).status).toBe("approved");
-      await waitUntil(async () => (await (await replicaA.request(`/v1/decisions/${d.id}`, { as: "operator" })).json()).status === "approved");
+      await waitUntil(
+        async () => (await (await replicaA.request(`/v1/decisions/${d.id}`, { as: "operator" })).json()).status === "approved",
+      );
     } finally {
       await replicaA.close();
       await replicaB.close();
@@ -141,4 +144,21 @@ describe("server-sent events and commit order", () => {
     expect(events.map((e) => Number(e.id))).toEqual([heldId, heldId + 1]);
     expect(events[1]!.data.decision_id).toBe(later.id);
   });
+});
+
+test("shutdown answers parked long-polls and ends event streams, so the server can drain", async () => {
+  const app = await startTestApp();
+  try {
+    const d = await createDecision(app);
+    const waiting = app.request(`/v1/decisions/${d.id}?wait=55`, { as: "service" });
+    const stream = await app.request("/v1/decisions/stream", { as: "operator" });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const workers = startDecisionWorkers(app.deps);
+    await workers.stop();
+    const res = await waiting;
+    expect((await res.json()).status).toBe("pending");
+    expect(await stream.text()).toContain("retry:"); // the body ends instead of hanging
+  } finally {
+    await app.close();
+  }
 });

@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { callbackRefusal, classifyAddress, deliverDueWebhooks, deliveryAttempts, verifyWebhookSignature } from "../../src/decisions/webhooks";
+import {
+  callbackRefusal,
+  classifyAddress,
+  deliverDueWebhooks,
+  deliveryAttempts,
+  verifyWebhookSignature,
+} from "../../src/decisions/webhooks";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { act, createDecision, manualClock } from "./helpers";
 
@@ -23,7 +29,12 @@ const hookUrl = `http://127.0.0.1:${receiver.port}/hook`;
 beforeAll(async () => {
   t = await startTestApp({
     clock,
-    env: { WEBHOOK_SIGNING_SECRET: SECRET, WEBHOOK_ALLOW_HTTP_LOOPBACK: "true", WEBHOOK_BACKOFF_BASE_MS: "1000", WEBHOOK_MAX_ATTEMPTS: "3" },
+    env: {
+      WEBHOOK_SIGNING_SECRET: SECRET,
+      WEBHOOK_ALLOW_HTTP_LOOPBACK: "true",
+      WEBHOOK_BACKOFF_BASE_MS: "1000",
+      WEBHOOK_MAX_ATTEMPTS: "3",
+    },
   });
 }, 30_000);
 afterAll(async () => {
@@ -46,7 +57,11 @@ describe("delivery", () => {
     expect(received).toHaveLength(1);
     const [request] = received;
     const body = JSON.parse(request!.body);
-    expect(body).toMatchObject({ type: "decision.approved", attempt: 1, decision: { id: d.id, status: "approved", payload_hash: d.payload_hash } });
+    expect(body).toMatchObject({
+      type: "decision.approved",
+      attempt: 1,
+      decision: { id: d.id, status: "approved", payload_hash: d.payload_hash },
+    });
     expect(request!.headers.get("Arbiter-Event")).toBe("decision.approved");
     const signature = request!.headers.get("Arbiter-Signature");
     expect(signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
@@ -124,7 +139,11 @@ describe("SSRF guard", () => {
       "https://does-not-exist.invalid/hook",
     ];
     for (const url of refused) {
-      const res = await t.request("/v1/decisions", { method: "POST", as: "service", json: { kind: "deploy", title: "x", payload: 1, callback_url: url } });
+      const res = await t.request("/v1/decisions", {
+        method: "POST",
+        as: "service",
+        json: { kind: "deploy", title: "x", payload: 1, callback_url: url },
+      });
       expect({ url, status: res.status }).toEqual({ url, status: 422 });
       expect((await res.json()).error.code).toBe("callback_url_refused");
     }
@@ -138,15 +157,21 @@ describe("SSRF guard", () => {
     expect(await callbackRefusal("https://10.1.2.3/x", { ...strict, WEBHOOK_ALLOW_PRIVATE_NETWORKS: true })).toBeUndefined();
     expect(await callbackRefusal("https://93.184.215.14/x", strict)).toBeUndefined();
     expect(await callbackRefusal("http://localhost:9/x", { ...strict, WEBHOOK_ALLOW_HTTP_LOOPBACK: true })).toBeUndefined();
-    expect(await callbackRefusal("http://10.1.2.3/x", { WEBHOOK_ALLOW_HTTP_LOOPBACK: true, WEBHOOK_ALLOW_PRIVATE_NETWORKS: true })).toContain(
-      "loopback",
-    );
+    expect(
+      await callbackRefusal("http://10.1.2.3/x", { WEBHOOK_ALLOW_HTTP_LOOPBACK: true, WEBHOOK_ALLOW_PRIVATE_NETWORKS: true }),
+    ).toContain("loopback");
     expect(["100.64.0.1", "172.31.255.255", "192.168.0.1", "[64:ff9b::a00:1]".slice(1, -1)].map(classifyAddress)).toEqual([
       "private",
       "private",
       "private",
       "private",
     ]);
-    expect(["8.8.8.8", "2606:4700::1111", "::1", "::", "ff02::1"].map(classifyAddress)).toEqual(["public", "public", "loopback", "forbidden", "forbidden"]);
+    expect(["8.8.8.8", "2606:4700::1111", "::1", "::", "ff02::1"].map(classifyAddress)).toEqual([
+      "public",
+      "public",
+      "loopback",
+      "forbidden",
+      "forbidden",
+    ]);
   });
 });

@@ -72,7 +72,10 @@ describe("health over unreachable backends", () => {
   test("cache at a closed port → 200 warn (degraded, still serving)", async () => {
     const database = await openTestDatabase();
     const cache = createRedisCache({ url: `redis://127.0.0.1:${await closedPort()}`, prefix: "unused:" });
-    closers.push(() => database.close(), () => cache.close());
+    closers.push(
+      () => database.close(),
+      () => cache.close(),
+    );
     const { app } = appOver({ database, cache });
     const res = await app.request("/health/ready");
     expect(res.status).toBe(200);
@@ -105,10 +108,19 @@ describe("health over unreachable backends", () => {
   test("dependencies that accept connections and never answer: the timeout is honoured", async () => {
     const silentDb = silentServer();
     const silentCache = silentServer();
-    const database = await openPostgres({ url: `postgres://postgres@127.0.0.1:${silentDb.port}/arbiter`, poolMax: 1, connectTimeoutSeconds: 30 });
+    const database = await openPostgres({
+      url: `postgres://postgres@127.0.0.1:${silentDb.port}/arbiter`,
+      poolMax: 1,
+      connectTimeoutSeconds: 30,
+    });
     const cache = createRedisCache({ url: `redis://127.0.0.1:${silentCache.port}`, prefix: "unused:", connectTimeoutMs: 30_000 });
     // Closed in reverse: the silent servers go first, so the clients' close sees a dropped connection.
-    closers.push(() => database.close(), () => cache.close(), silentDb.stop, silentCache.stop);
+    closers.push(
+      () => database.close(),
+      () => cache.close(),
+      silentDb.stop,
+      silentCache.stop,
+    );
     const { app } = appOver({ database, cache, env: { HEALTH_CHECK_TIMEOUT_MS: "300" } });
     // Both clients would wait 30 s; the check answers once its own 300 ms timeout passes.
     const res = await within(Promise.resolve(app.request("/health/ready")), 5_000, "/health/ready against silent servers");

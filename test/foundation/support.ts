@@ -1,7 +1,10 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import postgres from "postgres";
 import { createApp } from "../../src/app";
+import { createRedisCache } from "../../src/cache/redis";
 import type { Cache } from "../../src/cache/types";
 import { loadConfig } from "../../src/config";
 import type { DatabaseHandle } from "../../src/db/client";
@@ -62,4 +65,103 @@ export function appOver(backends: { database: DatabaseHandle; cache: Cache; env?
   const metrics = createMetricsRegistry({ version: VERSION });
   const app = createApp({ ...backends, config, logger, clock: systemClock, meter: metrics.meter, metrics, version: VERSION });
   return { app, logs };
+}
+
+/** Whether the real Redis answers; tests that need it say so and skip when it does not. */
+export async function redisReachable(url = REAL_REDIS_URL): Promise<boolean> {
+  const probe = createRedisCache({ url, prefix: "probe:", connectTimeoutMs: 2_000 });
+  try {
+    await probe.ping();
+    return true;
+  } catch (error) {
+    console.warn(`skipping tests that need Redis: ${url} unreachable (${(error as Error).message})`);
+    return false;
+  } finally {
+    await probe.close();
+  }
+}
+
+/** Whether the real PostgreSQL answers; tests that need it say so and skip when it does not. */
+export async function postgresReachable(url = REAL_POSTGRES_URL): Promise<boolean> {
+  const probe = postgres(url, { max: 1, connect_timeout: 3, onnotice: () => {} });
+  try {
+    await probe`select 1`;
+    return true;
+  } catch (error) {
+    console.warn(`skipping tests that need PostgreSQL: ${url} unreachable (${(error as Error).message})`);
+    return false;
+  } finally {
+    await probe.end({ timeout: 1 });
+  }
+}
+
+const PROJECT_ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+/** `bun run src/main.ts` as a child process, its output collected line by line. */
+export interface ArbiterProcess {
+  proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+  stdout: string[];
+  stderr: string[];
+  /** stdout lines parsed as JSON log records (non-JSON lines skipped) */
+  logs(): Record<string, unknown>[];
+  /** waits for a log record with this `msg` */
+  waitForLog(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  exited: Promise<number>;
+}
+
+export function spawnArbiter(env: Record<string, string>): ArbiterProcess {
+  const proc = Bun.spawn(["bun", "run", "src/main.ts"], {
+    cwd: PROJECT_ROOT,
+    // Only what the test names: the tier's DATABASE_URL or REDIS_URL must not leak in.
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", TZ: "UTC", ...env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const collect = async (stream: ReadableStream<Uint8Array>, lines: string[]) => {
+    let partial = "";
+    const decoder = new TextDecoder();
+    for await (const bytes of stream) {
+      const parts = (partial + decoder.decode(bytes, { stream: true })).split("\n");
+      partial = parts.pop() ?? "";
+      lines.push(...parts);
+    }
+    partial += decoder.decode();
+    if (partial) lines.push(partial);
+  };
+  const drained = Promise.all([collect(proc.stdout, stdout), collect(proc.stderr, stderr)]);
+  const logs = () =>
+    stdout.flatMap((line) => {
+      try {
+        return [JSON.parse(line) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+  return {
+    proc,
+    stdout,
+    stderr,
+    logs,
+    async waitForLog(msg, timeoutMs = 60_000) {
+      let found: Record<string, unknown> | undefined;
+      await waitFor(
+        () => {
+          found = logs().find((record) => record.msg === msg);
+          if (!found && proc.exitCode !== null)
+            throw new Error(`arbiter exited (${proc.exitCode}) before logging "${msg}": ${stderr.join(" | ")}`);
+          return found !== undefined;
+        },
+        `log line "${msg}"`,
+        timeoutMs,
+      );
+      return found as Record<string, unknown>;
+    },
+    exited: proc.exited.then(async (code) => {
+      await drained;
+      return code;
+    }),
+  };
 }

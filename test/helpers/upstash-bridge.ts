@@ -15,6 +15,10 @@ export interface UpstashBridge {
   token: string;
   /** subscription streams currently open */
   subscriptions(): number;
+  /** delays every later command reply by `ms`: a cache that has become slow */
+  setLatency(ms: number): void;
+  /** commands being held by that delay right now */
+  delayed(): number;
   close(): Promise<void>;
 }
 
@@ -24,6 +28,8 @@ export function startUpstashBridge(options: { redisUrl: string; token?: string }
   const token = options.token ?? `bridge-${crypto.randomUUID()}`;
   const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1 });
   const subscribers = new Set<Redis>();
+  let latencyMs = 0;
+  let delayed = 0;
 
   const encode = (value: Reply, base64: boolean): Reply => {
     if (Array.isArray(value)) return value.map((v) => encode(v, base64));
@@ -32,6 +38,11 @@ export function startUpstashBridge(options: { redisUrl: string; token?: string }
   };
   const execute = async (command: unknown, base64: boolean): Promise<{ result: Reply } | { error: string }> => {
     if (!Array.isArray(command) || command.length === 0) return { error: "ERR malformed command" };
+    if (latencyMs > 0) {
+      delayed += 1;
+      await Bun.sleep(latencyMs);
+      delayed -= 1;
+    }
     const [name, ...args] = command.map(String) as [string, ...string[]];
     try {
       return { result: encode((await redis.call(name, ...args)) as Reply, base64) };
@@ -111,6 +122,10 @@ export function startUpstashBridge(options: { redisUrl: string; token?: string }
     url: server.url.toString().replace(/\/$/, ""),
     token,
     subscriptions: () => subscribers.size,
+    delayed: () => delayed,
+    setLatency(ms) {
+      latencyMs = ms;
+    },
     async close() {
       await server.stop(true);
       for (const connection of subscribers) connection.disconnect();

@@ -15,6 +15,8 @@ const ops = join(root, "ops");
 const compose = Bun.which("docker-compose");
 if (!compose) console.warn("compose.test: docker-compose not installed (apt-get install docker-compose); compose validation skipped");
 
+// docker-compose is a Python program: a few seconds per call on a busy machine.
+const SLOW = 60_000;
 const work = mkdtempSync(join(tmpdir(), "arbiter-compose-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -84,13 +86,17 @@ describe.skipIf(!compose)("ops/compose.yaml (docker-compose config, offline)", (
     );
   });
 
-  test("refuses to render while a required secret is missing", async () => {
-    const bare = join(work, "bare.env");
-    writeFileSync(bare, example);
-    const result = await dockerCompose(bare, "config", "-q");
-    expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/PASSWORD/);
-  });
+  test(
+    "refuses to render while a required secret is missing",
+    async () => {
+      const bare = join(work, "bare.env");
+      writeFileSync(bare, example);
+      const result = await dockerCompose(bare, "config", "-q");
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(/PASSWORD/);
+    },
+    SLOW,
+  );
 
   test("every long-running service has a healthcheck; only the one-shot migration has none", () => {
     for (const [name, service] of Object.entries(services)) {

@@ -6,6 +6,9 @@ import { startTestApp } from "../helpers/app";
 import { createScratchDatabase, usingRealPostgres } from "../helpers/db";
 import { readEveryTable, seedEveryTable } from "./fixtures";
 
+// Spawns processes or opens databases on disk; the 5 s default is too tight on a busy machine.
+const SLOW = 60_000;
+
 /**
  * The least-privilege roles of ops/postgres/, applied with psql exactly as the container does, on a
  * scratch database of the real server. Roles are cluster-wide, so the login names are fixed and the
@@ -85,82 +88,106 @@ beforeAll(async () => {
   await migrator.migrate();
   await migrator.close();
   app = await openPostgres({ url: urlAs(APP), poolMax: 4 });
-});
+}, SLOW);
 afterAll(async () => {
   if (!enabled) return;
   await app?.close();
   await scratch.drop();
-});
+}, SLOW);
 
 describe.skipIf(!enabled)("least-privilege PostgreSQL roles", () => {
-  test("migrations ran as app_admin, which owns every table", async () => {
-    const sql = postgres(scratch.url, { max: 1 });
-    const owners = await sql<{ owner: string }[]>`
+  test(
+    "migrations ran as app_admin, which owns every table",
+    async () => {
+      const sql = postgres(scratch.url, { max: 1 });
+      const owners = await sql<{ owner: string }[]>`
       select distinct tableowner as owner from pg_tables where schemaname in ('public', 'drizzle')`;
-    await sql.end();
-    expect(owners.map((o) => o.owner)).toEqual(["app_admin"]);
-  });
+      await sql.end();
+      expect(owners.map((o) => o.owner)).toEqual(["app_admin"]);
+    },
+    SLOW,
+  );
 
-  test("the app works fully as app_write: health, API keys through the HTTP API, rows in every table", async () => {
-    const t = await startTestApp({ database: { ...app, close: async () => {} } });
-    try {
-      const ready = await t.request("/health/ready");
-      expect(ready.status).toBe(200);
-      expect(((await ready.json()) as { status: string }).status).not.toBe("fail");
-      const created = await t.request("/v1/keys", { as: "admin", method: "POST", json: { name: "from-app-write", role: "operator" } });
-      expect(created.status).toBe(201);
-      const listed = await t.request("/v1/keys", { as: "admin" });
-      expect(listed.status).toBe(200);
-      expect(JSON.stringify(await listed.json())).toContain("from-app-write");
-    } finally {
-      await t.close();
-    }
-    await seedEveryTable(app.db);
-    const rows = await readEveryTable(app.db);
-    for (const [table, list] of Object.entries(rows)) expect(list.length, table).toBeGreaterThan(0);
-    expect(await attempt(APP, "update decisions set title = 'edited' where true")).toBe("ok");
-    expect(await attempt(APP, "delete from webhook_deliveries where attempt > 100")).toBe("ok");
-  });
+  test(
+    "the app works fully as app_write: health, API keys through the HTTP API, rows in every table",
+    async () => {
+      const t = await startTestApp({ database: { ...app, close: async () => {} } });
+      try {
+        const ready = await t.request("/health/ready");
+        expect(ready.status).toBe(200);
+        expect(((await ready.json()) as { status: string }).status).not.toBe("fail");
+        const created = await t.request("/v1/keys", { as: "admin", method: "POST", json: { name: "from-app-write", role: "operator" } });
+        expect(created.status).toBe(201);
+        const listed = await t.request("/v1/keys", { as: "admin" });
+        expect(listed.status).toBe(200);
+        expect(JSON.stringify(await listed.json())).toContain("from-app-write");
+      } finally {
+        await t.close();
+      }
+      await seedEveryTable(app.db);
+      const rows = await readEveryTable(app.db);
+      for (const [table, list] of Object.entries(rows)) expect(list.length, table).toBeGreaterThan(0);
+      expect(await attempt(APP, "update decisions set title = 'edited' where true")).toBe("ok");
+      expect(await attempt(APP, "delete from webhook_deliveries where attempt > 100")).toBe("ok");
+    },
+    SLOW,
+  );
 
-  test("app_write cannot change the schema", async () => {
-    expect(await attempt(APP, "drop table telemetry_events")).toBe(DENIED);
-    expect(await attempt(APP, "alter table decisions add column sneaky text")).toBe(DENIED);
-    expect(await attempt(APP, "create table sneaky (id int)")).toBe(DENIED);
-    expect(await attempt(APP, "truncate telemetry_events")).toBe(DENIED);
-    expect(await attempt(APP, "create schema sneaky")).toBe(DENIED);
-  });
+  test(
+    "app_write cannot change the schema",
+    async () => {
+      expect(await attempt(APP, "drop table telemetry_events")).toBe(DENIED);
+      expect(await attempt(APP, "alter table decisions add column sneaky text")).toBe(DENIED);
+      expect(await attempt(APP, "create table sneaky (id int)")).toBe(DENIED);
+      expect(await attempt(APP, "truncate telemetry_events")).toBe(DENIED);
+      expect(await attempt(APP, "create schema sneaky")).toBe(DENIED);
+    },
+    SLOW,
+  );
 
-  test("the audit tables are append-only for app_write", async () => {
-    expect(await attempt(APP, "update decision_events set reason = 'rewritten'")).toBe(DENIED);
-    expect(await attempt(APP, "delete from decision_events")).toBe(DENIED);
-    expect(await attempt(APP, "update auth_events set outcome = 'success'")).toBe(DENIED);
-    expect(await attempt(APP, "delete from auth_events")).toBe(DENIED);
-    expect(await attempt(APP, "truncate auth_events")).toBe(DENIED);
-    const sql = postgres(scratch.url, { max: 1 });
-    const [counts] =
-      await sql`select (select count(*) from auth_events)::int as auth, (select count(*) from decision_events)::int as decision`;
-    await sql.end();
-    expect(counts?.auth).toBeGreaterThan(0);
-    expect(counts?.decision).toBeGreaterThan(0);
-  });
+  test(
+    "the audit tables are append-only for app_write",
+    async () => {
+      expect(await attempt(APP, "update decision_events set reason = 'rewritten'")).toBe(DENIED);
+      expect(await attempt(APP, "delete from decision_events")).toBe(DENIED);
+      expect(await attempt(APP, "update auth_events set outcome = 'success'")).toBe(DENIED);
+      expect(await attempt(APP, "delete from auth_events")).toBe(DENIED);
+      expect(await attempt(APP, "truncate auth_events")).toBe(DENIED);
+      const sql = postgres(scratch.url, { max: 1 });
+      const [counts] =
+        await sql`select (select count(*) from auth_events)::int as auth, (select count(*) from decision_events)::int as decision`;
+      await sql.end();
+      expect(counts?.auth).toBeGreaterThan(0);
+      expect(counts?.decision).toBeGreaterThan(0);
+    },
+    SLOW,
+  );
 
-  test("app_read can read and cannot write", async () => {
-    expect(await attempt(READER, "select count(*) from decisions, auth_events, drizzle.__drizzle_migrations")).toBe("ok");
-    expect(await attempt(READER, "insert into signing_keys (kid, alg, private_jwk, public_jwk) values ('r', 'x', '{}', '{}')")).toBe(
-      DENIED,
-    );
-    expect(await attempt(READER, "update decisions set title = 'x'")).toBe(DENIED);
-    expect(await attempt(READER, "delete from telemetry_events")).toBe(DENIED);
-  });
+  test(
+    "app_read can read and cannot write",
+    async () => {
+      expect(await attempt(READER, "select count(*) from decisions, auth_events, drizzle.__drizzle_migrations")).toBe("ok");
+      expect(await attempt(READER, "insert into signing_keys (kid, alg, private_jwk, public_jwk) values ('r', 'x', '{}', '{}')")).toBe(
+        DENIED,
+      );
+      expect(await attempt(READER, "update decisions set title = 'x'")).toBe(DENIED);
+      expect(await attempt(READER, "delete from telemetry_events")).toBe(DENIED);
+    },
+    SLOW,
+  );
 
-  test("tables a later migration creates get the same privileges by default", async () => {
-    expect(await attempt(MIGRATOR, "create table ops_future (id int primary key)")).toBe("ok");
-    try {
-      expect(await attempt(APP, "insert into ops_future values (1)")).toBe("ok");
-      expect(await attempt(READER, "select * from ops_future")).toBe("ok");
-      expect(await attempt(READER, "insert into ops_future values (2)")).toBe(DENIED);
-    } finally {
-      await attempt(MIGRATOR, "drop table ops_future");
-    }
-  });
+  test(
+    "tables a later migration creates get the same privileges by default",
+    async () => {
+      expect(await attempt(MIGRATOR, "create table ops_future (id int primary key)")).toBe("ok");
+      try {
+        expect(await attempt(APP, "insert into ops_future values (1)")).toBe("ok");
+        expect(await attempt(READER, "select * from ops_future")).toBe("ok");
+        expect(await attempt(READER, "insert into ops_future values (2)")).toBe(DENIED);
+      } finally {
+        await attempt(MIGRATOR, "drop table ops_future");
+      }
+    },
+    SLOW,
+  );
 });
