@@ -5,8 +5,10 @@ import { type Cache, CacheUnavailableError } from "./types";
 export interface RedisCacheOptions {
   url: string;
   prefix: string;
-  /** how long a command may wait for a connection before failing */
+  /** how long a command may wait for a connection (TCP and Redis's ready check) before failing */
   connectTimeoutMs?: number;
+  /** how long a sent command may wait for its reply before failing */
+  commandTimeoutMs?: number;
 }
 
 /**
@@ -15,9 +17,12 @@ export interface RedisCacheOptions {
  * Subscriptions use a second connection, opened on first use, as Redis requires.
  */
 export function createRedisCache(options: RedisCacheOptions): Cache {
+  const connectTimeoutMs = options.connectTimeoutMs ?? 2_000;
   const common = {
     lazyConnect: true,
-    connectTimeout: options.connectTimeoutMs ?? 2_000,
+    connectTimeout: connectTimeoutMs,
+    // A server that accepts connections but stops answering must fail commands, not hang them.
+    commandTimeout: options.commandTimeoutMs ?? 2_000,
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
     retryStrategy: (times: number) => Math.min(times * 200, 2_000),
@@ -29,10 +34,23 @@ export function createRedisCache(options: RedisCacheOptions): Cache {
   const channels = new Map<string, { handlers: Set<(message: string) => void>; active: Promise<void> }>();
   let connecting: Promise<void> | undefined;
 
+  // ioredis's connectTimeout covers the TCP handshake only; a server that accepts and never answers
+  // would leave connect() pending forever, so the whole connect is bounded here.
+  const connectWithin = async (connection: Redis) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${connectTimeoutMs} ms`)), connectTimeoutMs);
+    });
+    try {
+      await Promise.race([connection.connect(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   const ready = async (connection: Redis) => {
     if (connection.status === "ready") return;
     if (connection.status === "wait" || connection.status === "end") {
-      connecting ??= connection.connect().finally(() => {
+      connecting ??= connectWithin(connection).finally(() => {
         connecting = undefined;
       });
       await connecting.catch((error: unknown) => {
@@ -58,7 +76,7 @@ export function createRedisCache(options: RedisCacheOptions): Cache {
         for (const handler of channels.get(channel)?.handlers ?? []) handler(message);
       });
       try {
-        await connection.connect();
+        await connectWithin(connection);
         return connection;
       } catch (error) {
         // Forget the failed connection so the next subscribe tries afresh instead of queueing behind it.

@@ -85,6 +85,7 @@ export async function followEvents(
       let holding = false;
       for (const { event, requesterKeyId } of rows) {
         if (event.id !== floor + 1) {
+          // Real time, not the injected clock: this bounds how long a commit may lag its id allocation.
           holeSeenAt ??= Date.now();
           if (Date.now() - holeSeenAt < GAP_GRACE_MS) {
             holding = true;

@@ -19,8 +19,7 @@ export interface DecisionChange {
   eventId: number;
 }
 
-export const encodeChange = (change: DecisionChange): string => JSON.stringify([change.id, change.status, change.eventId]);
-
+/** A notification's payload is the JSON array `[decision id, status, audit event id]`. */
 function decodeChange(payload: string): DecisionChange | undefined {
   try {
     const [id, status, eventId] = JSON.parse(payload) as unknown[];

@@ -91,7 +91,7 @@ const read = defineRoute("decisions:read", {
   tags,
   summary: "Read a decision; ?wait=N long-polls up to N seconds while it is pending",
   request: { params: DecisionId, query: WaitQuery },
-  responses: { 200: json(DecisionSchema, "The decision"), ...errorResponses(400, 404) },
+  responses: { 200: json(DecisionSchema, "The decision"), ...errorResponses(400, 404, 503) },
 });
 
 const action = <P extends "decisions:resolve" | "decisions:escalate" | "decisions:cancel" | "decisions:create">(

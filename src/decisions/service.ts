@@ -9,7 +9,7 @@ import { afterCursor, decodeCursor, encodeCursor, toPage } from "../http/paginat
 import { cacheInstruments } from "../observability/metrics";
 import { canonicalHash, canonicalJson } from "./canonical-json";
 import { decisionMetrics } from "./metrics";
-import { DECISIONS_CHANNEL, type DecisionNotifier, decisionNotifier, encodeChange } from "./notifier";
+import { DECISIONS_CHANNEL, type DecisionNotifier, decisionNotifier } from "./notifier";
 import { presentDecision } from "./present";
 import { CONTEXT_MAX_BYTES, type CreateDecisionInput, type ListFilters, MAX_ESCALATION_LEVEL } from "./schemas";
 import { assertCallbackAllowed } from "./webhooks";
@@ -68,27 +68,25 @@ interface ChangeRecord {
   data?: Record<string, unknown>;
 }
 
-/** The audit row, the webhook delivery (for a final outcome) and the notification, inside the change's transaction. */
+/**
+ * The audit row, the webhook delivery (for a final outcome) and the notification, inside the change's
+ * transaction. The audit insert and the NOTIFY are one statement (one round trip): the notification
+ * carries the audit row's id, in the notifier's `[id, status, event id]` format.
+ */
 async function recordChange(tx: Tx, row: DecisionRow, change: ChangeRecord, at: Date): Promise<void> {
-  const [event] = await tx
-    .insert(decisionEvents)
-    .values({
-      decisionId: row.id,
-      type: change.type,
-      actorKeyId: change.actorKeyId,
-      fromStatus: change.fromStatus,
-      toStatus: row.status,
-      reason: change.reason ?? null,
-      data: change.data ?? {},
-      createdAt: at,
-    })
-    .returning({ id: decisionEvents.id });
   if (row.callbackUrl && change.fromStatus === "pending" && TERMINAL.has(row.status)) {
     await tx
       .insert(webhookDeliveries)
       .values({ id: uuidv7(at.getTime()), decisionId: row.id, url: row.callbackUrl, attempt: 1, nextAttemptAt: at });
   }
-  await tx.execute(sql`select pg_notify(${DECISIONS_CHANNEL}, ${encodeChange({ id: row.id, status: row.status, eventId: event!.id })})`);
+  await tx.execute(sql`
+    with event as (
+      insert into ${decisionEvents} (decision_id, type, actor_key_id, from_status, to_status, reason, data, created_at)
+      values (${row.id}::uuid, ${change.type}, ${change.actorKeyId}::uuid, ${change.fromStatus}, ${row.status}, ${change.reason ?? null},
+              ${JSON.stringify(change.data ?? {})}::jsonb, ${at.toISOString()}::timestamptz)
+      returning id
+    )
+    select pg_notify(${DECISIONS_CHANNEL}, json_build_array(${row.id}::text, ${row.status}::text, event.id)::text) from event`);
 }
 
 /** After commit: drop the cached copy and count the outcome. */
@@ -218,9 +216,17 @@ function reviveRow(json: string): DecisionRow {
 async function readThroughCache(deps: DecisionDeps, id: string): Promise<DecisionRow | undefined> {
   const ttl = deps.config.DECISION_CACHE_TTL_MS;
   const instruments = cacheMetricsOf(deps);
-  if (ttl > 0) {
-    // Replicas with a process-local cache learn of other replicas' changes through the notifier.
-    await notifierOf(deps).ready();
+  // Replicas with a process-local cache learn of other replicas' changes through the notifier: the
+  // cache is used only while this process is listening.
+  if (
+    ttl > 0 &&
+    (await notifierOf(deps)
+      .ready()
+      .then(
+        () => true,
+        () => false,
+      ))
+  ) {
     const cached = await deps.cache.get(decisionCacheKey(id)).catch(() => null);
     if (cached) {
       instruments.hits.add(1, DECISION_CACHE_LABELS);
@@ -263,7 +269,11 @@ export async function waitForDecision(
   signal?: AbortSignal,
 ): Promise<DecisionRow> {
   const notifier = notifierOf(deps);
-  await notifier.ready();
+  await notifier.ready().catch(() => {
+    throw new ApiError(503, "notifications_unavailable", "waiting is unavailable right now; retry shortly", undefined, {
+      "Retry-After": "2",
+    });
+  });
   // Registered before the read: a verdict committed between the two still wakes this waiter.
   const waiter = notifier.waitForSettlement(id, seconds * 1000);
   const onAbort = () => waiter.cancel();

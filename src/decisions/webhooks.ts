@@ -179,7 +179,7 @@ async function send(deps: DecisionDeps, deliveryId: string, decision: DecisionRo
       signal: AbortSignal.timeout(config.WEBHOOK_TIMEOUT_MS),
       headers: {
         "Content-Type": "application/json",
-        "User-Agent": `arbiter/${deps.config.RELEASE_ID ?? "webhooks"}`,
+        "User-Agent": "Arbiter-Webhooks/1",
         [SIGNATURE_HEADER]: signWebhook(config.WEBHOOK_SIGNING_SECRET ?? "", timestamp, body),
         "Arbiter-Delivery": deliveryId,
         "Arbiter-Event": `decision.${decision.status}`,

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { type AnyColumn, type SQL, sql } from "drizzle-orm";
+import { isUuid } from "../db/ids";
 import { badRequest } from "./errors";
 
 /**
@@ -40,19 +41,28 @@ export function decodeCursor(raw: string): Cursor {
   try {
     const json = atob(raw.replaceAll("-", "+").replaceAll("_", "/"));
     const [ms, id] = JSON.parse(json) as unknown[];
-    if (typeof ms === "number" && Number.isSafeInteger(ms) && typeof id === "string" && id.length > 0 && id.length <= 128) {
-      return { createdAt: new Date(ms), id };
+    // A safe integer can still lie outside the Date range; such a Date would throw later, as a 500.
+    const createdAt = new Date(typeof ms === "number" && Number.isSafeInteger(ms) ? ms : Number.NaN);
+    if (!Number.isNaN(createdAt.getTime()) && typeof id === "string" && id.length > 0 && id.length <= 128) {
+      return { createdAt, id };
     }
   } catch {
     // fall through to the 400 below
   }
-  throw badRequest("invalid_cursor", "cursor is malformed; pass next_cursor from a previous page unchanged");
+  throw invalidCursor();
 }
 
-/** The keyset condition for the page after `cursor`, newest first. */
+const invalidCursor = () => badRequest("invalid_cursor", "cursor is malformed; pass next_cursor from a previous page unchanged");
+
+/**
+ * The keyset condition for the page after `cursor`, newest first. Cursors hold milliseconds, so
+ * `created_at` must be written from the application clock (a JS Date), not by the database.
+ */
 export function afterCursor(createdAt: AnyColumn, id: AnyColumn, cursor: string | undefined): SQL | undefined {
   if (!cursor) return undefined;
   const { createdAt: at, id: lastId } = decodeCursor(cursor);
+  // A forged id that is no UUID would make PostgreSQL reject the query: a 500 instead of this 400.
+  if (id.columnType === "PgUUID" && !isUuid(lastId)) throw invalidCursor();
   return sql`(${createdAt}, ${id}) < (${at.toISOString()}::timestamptz, ${lastId})`;
 }
 

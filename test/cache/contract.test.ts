@@ -3,7 +3,7 @@ import { createMemoryCache } from "../../src/cache/memory";
 import { createRedisCache } from "../../src/cache/redis";
 import { type Cache, CacheUnavailableError } from "../../src/cache/types";
 import { createUpstashCache } from "../../src/cache/upstash";
-import { closedPort, REAL_REDIS_URL, redisReachable, waitFor, within } from "../foundation/support";
+import { closedPort, freezableProxy, REAL_REDIS_URL, redisReachable, silentServer, waitFor, within } from "../foundation/support";
 import { uniquePrefix } from "../helpers/cache";
 import { startUpstashBridge, type UpstashBridge } from "../helpers/upstash-bridge";
 
@@ -16,6 +16,8 @@ interface Backend {
   open(prefix: string): Cache;
   /** a cache pointed at an endpoint nothing listens on; absent for the in-process backend */
   unreachable?: () => Promise<Cache>;
+  /** a cache pointed at a server that accepts connections and never answers, with a short timeout */
+  silent?: (port: number) => Cache;
   setup?: () => Promise<void>;
   teardown?: () => Promise<void>;
   /** needs the real Redis, which may be absent on a bare machine (the probe says so) */
@@ -160,32 +162,45 @@ function cacheContract(backend: Backend) {
       await Promise.all([stopMine(), stopTheirs()]);
     });
 
-    const unreachable = backend.unreachable;
+    const expectUnavailable = async (dead: Cache, label: string) => {
+      opened.push(dead);
+      const operations: [string, () => Promise<unknown>][] = [
+        ["ping", () => dead.ping()],
+        ["get", () => dead.get("k")],
+        ["set", () => dead.set("k", "v", 1_000)],
+        ["delete", () => dead.delete("k")],
+        ["increment", () => dead.increment("k", 1_000)],
+        ["publish", () => dead.publish("c", "m")],
+        ["subscribe", () => dead.subscribe("c", () => {})],
+      ];
+      for (const [name, operation] of operations) {
+        const error = await within(
+          operation().then(
+            () => undefined,
+            (e: unknown) => e,
+          ),
+          5_000,
+          `${name} against ${label}`,
+        );
+        expect(error, name).toBeInstanceOf(CacheUnavailableError);
+      }
+    };
+
+    const { unreachable, silent } = backend;
     if (unreachable) {
       test("an unreachable backend fails fast with CacheUnavailableError", async () => {
-        const dead = await unreachable();
-        opened.push(dead);
-        const operations: [string, () => Promise<unknown>][] = [
-          ["ping", () => dead.ping()],
-          ["get", () => dead.get("k")],
-          ["set", () => dead.set("k", "v", 1_000)],
-          ["delete", () => dead.delete("k")],
-          ["increment", () => dead.increment("k", 1_000)],
-          ["publish", () => dead.publish("c", "m")],
-          ["subscribe", () => dead.subscribe("c", () => {})],
-        ];
-        for (const [name, operation] of operations) {
-          const error = await within(
-            operation().then(
-              () => undefined,
-              (e: unknown) => e,
-            ),
-            5_000,
-            `${name} against an unreachable ${backend.name}`,
-          );
-          expect(error, name).toBeInstanceOf(CacheUnavailableError);
-        }
+        await expectUnavailable(await unreachable(), `an unreachable ${backend.name}`);
       });
+    }
+    if (silent) {
+      test("a backend that never answers fails within its timeout, never hangs", async () => {
+        const server = silentServer();
+        try {
+          await expectUnavailable(silent(server.port), `a silent ${backend.name}`);
+        } finally {
+          server.stop();
+        }
+      }, 20_000);
     }
   });
 }
@@ -197,6 +212,8 @@ cacheContract({
   needsRedis: true,
   open: (prefix) => createRedisCache({ url: REAL_REDIS_URL, prefix }),
   unreachable: async () => createRedisCache({ url: `redis://127.0.0.1:${await closedPort()}`, prefix: uniquePrefix() }),
+  silent: (port) =>
+    createRedisCache({ url: `redis://127.0.0.1:${port}`, prefix: uniquePrefix(), connectTimeoutMs: 300, commandTimeoutMs: 300 }),
 });
 
 let bridge: UpstashBridge;
@@ -210,6 +227,35 @@ cacheContract({
   open: (prefix) => createUpstashCache({ url: bridge.url, token: bridge.token, prefix }),
   unreachable: async () =>
     createUpstashCache({ url: `http://127.0.0.1:${await closedPort()}`, token: "unused-token", prefix: uniquePrefix(), timeoutMs: 1_000 }),
+  silent: (port) => createUpstashCache({ url: `http://127.0.0.1:${port}`, token: "unused-token", prefix: uniquePrefix(), timeoutMs: 300 }),
+});
+
+describe.skipIf(!haveRedis)("redis backend", () => {
+  test("a server that stops answering mid-session: commands time out, then replies stay matched to their commands", async () => {
+    const redisUrl = new URL(REAL_REDIS_URL);
+    const proxy = await freezableProxy({ hostname: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
+    const cache = createRedisCache({ url: `redis://127.0.0.1:${proxy.port}`, prefix: uniquePrefix(), commandTimeoutMs: 300 });
+    try {
+      await cache.set("a", "1");
+      await cache.set("b", "2");
+      proxy.freeze();
+      const stalled = await within(
+        cache.get("a").then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+        5_000,
+        "get from a frozen server",
+      );
+      expect(stalled).toBeInstanceOf(CacheUnavailableError);
+      proxy.thaw(); // the late reply to `get a` arrives now
+      expect(await cache.get("b")).toBe("2");
+      expect(await cache.get("a")).toBe("1");
+    } finally {
+      await cache.close();
+      proxy.stop();
+    }
+  });
 });
 
 describe.skipIf(!haveRedis)("upstash backend", () => {

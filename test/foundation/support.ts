@@ -165,3 +165,56 @@ export function spawnArbiter(env: Record<string, string>): ArbiterProcess {
     }),
   };
 }
+
+/**
+ * A TCP proxy to a real server that can be frozen: while frozen, replies are held back (as from a
+ * server that stopped answering) and delivered, in order, once thawed.
+ */
+export async function freezableProxy(target: { hostname: string; port: number }) {
+  let frozen = false;
+  const held: { client: Bun.Socket<unknown>; data: Uint8Array }[] = [];
+  const upstreams = new Set<Bun.Socket<unknown>>();
+  const listener = Bun.listen<{ upstream?: Bun.Socket<unknown>; pending: Uint8Array[] }>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      async open(client) {
+        client.data = { pending: [] };
+        const upstream = await Bun.connect({
+          ...target,
+          socket: {
+            data(_, data) {
+              if (frozen) held.push({ client, data: new Uint8Array(data) });
+              else client.write(data);
+            },
+            close: () => client.end(),
+          },
+        });
+        upstreams.add(upstream);
+        client.data.upstream = upstream;
+        for (const chunk of client.data.pending) upstream.write(chunk);
+      },
+      data(client, data) {
+        if (client.data.upstream) client.data.upstream.write(data);
+        else client.data.pending.push(new Uint8Array(data));
+      },
+      close(client) {
+        client.data.upstream?.end();
+      },
+    },
+  });
+  return {
+    port: listener.port,
+    freeze() {
+      frozen = true;
+    },
+    thaw() {
+      frozen = false;
+      for (const { client, data } of held.splice(0)) client.write(data);
+    },
+    stop() {
+      for (const upstream of upstreams) upstream.end();
+      listener.stop(true);
+    },
+  };
+}

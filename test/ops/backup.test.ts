@@ -149,10 +149,10 @@ describe(`backups (${usingRealPostgres() ? "PostgreSQL" : "embedded PGlite"})`, 
       writeFileSync(join(orphanDir, "arbiter-orphan.json"), JSON.stringify(future));
       await expect(restoreBackup(config, join(orphanDir, "arbiter-orphan.json"), { force: true })).rejects.toThrow(/wrong server version/);
 
-    // An intact file whose restore does not reproduce the manifest's tables fails verification.
-    const edited = { ...manifest, tables: { ...manifest.tables, decisions: { rows: 2, checksum: "0".repeat(32) } } };
-    writeFileSync(join(orphanDir, "arbiter-orphan.json"), JSON.stringify(edited));
-    await expect(verifyBackup(config, join(orphanDir, "arbiter-orphan.json"))).rejects.toThrow(/decisions: 1 rows, expected 2/);
+      // An intact file whose restore does not reproduce the manifest's tables fails verification.
+      const edited = { ...manifest, tables: { ...manifest.tables, decisions: { rows: 2, checksum: "0".repeat(32) } } };
+      writeFileSync(join(orphanDir, "arbiter-orphan.json"), JSON.stringify(edited));
+      await expect(verifyBackup(config, join(orphanDir, "arbiter-orphan.json"))).rejects.toThrow(/decisions: 1 rows, expected 2/);
     },
     SLOW,
   );
