@@ -101,13 +101,14 @@ export async function openPostgres(options: PostgresOptions): Promise<DatabaseHa
       return unlisten;
     },
     async migrate() {
-      const lock = await client.reserve();
+      // The lock is held on a connection of its own, so migrating works even with a pool of one.
+      const lock = postgres(options.url, { max: 1, onnotice: () => {}, connect_timeout: options.connectTimeoutSeconds ?? 5 });
       try {
         await lock`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
         await migratePostgres(drizzlePostgres(client), { migrationsFolder: MIGRATIONS_FOLDER });
       } finally {
         await lock`select pg_advisory_unlock(${MIGRATION_LOCK_ID})`.catch(() => {});
-        lock.release();
+        await lock.end({ timeout: 5 });
       }
     },
     async close() {

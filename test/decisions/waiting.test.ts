@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { decisionEvents } from "../../src/db/schema";
 import { startDecisionWorkers } from "../../src/decisions/background";
+import { latestEventId } from "../../src/decisions/event-stream";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { usingRealPostgres } from "../helpers/db";
 import { act, createDecision, readSse, sharedDatabase } from "./helpers";
@@ -102,6 +103,24 @@ describe("server-sent events", () => {
     expect(decisionIds.has(own.id)).toBe(true);
     expect(decisionIds.has(foreign.id)).toBe(false);
   });
+
+  test("an id burned by a rolled-back transaction is stepped over after the grace period", async () => {
+    const start = await latestEventId(t.deps);
+    const d = await createDecision(t);
+    const burned = await t.deps.database.db
+      .transaction(async (tx) => {
+        await tx.insert(decisionEvents).values({ decisionId: d.id, type: "escalated", toStatus: "pending" });
+        throw new Error("roll back");
+      })
+      .catch((error: Error) => error.message);
+    expect(burned).toBe("roll back");
+    const after = await createDecision(t);
+    const res = await t.request(`/v1/decisions/stream?last_event_id=${start}`, { as: "operator" });
+    const events = await readSse(res, 2);
+    expect(events.map((e) => e.data.decision_id)).toEqual([d.id, after.id]);
+    // The hole between them is the rolled-back id: never delivered, and not waited for again.
+    expect(Number(events[1]!.id) - Number(events[0]!.id)).toBe(2);
+  }, 15_000);
 
   test("a malformed Last-Event-ID is a 400", async () => {
     const res = await t.request("/v1/decisions/stream", { as: "operator", headers: { "Last-Event-ID": "abc" } });

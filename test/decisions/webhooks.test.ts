@@ -125,6 +125,19 @@ describe("delivery", () => {
 });
 
 describe("SSRF guard", () => {
+  test("a target refused at delivery time is recorded and not retried", async () => {
+    const d = await createDecision(t, { callback_url: hookUrl });
+    await act(t, d.id, "approve", "operator");
+    // The rules tightened (or the name now resolves elsewhere) between create and delivery.
+    const strict = { ...t.deps, config: { ...t.deps.config, WEBHOOK_ALLOW_HTTP_LOOPBACK: false } };
+    expect(await deliverDueWebhooks(strict)).toBe(1);
+    expect(received).toHaveLength(0);
+    const attempts = await deliveryAttempts(t.deps, d.id);
+    expect(attempts).toHaveLength(1);
+    expect(attempts[0]).toMatchObject({ attempt: 1, delivered: false, statusCode: null, nextAttemptAt: null });
+    expect(attempts[0]!.error).toBe("refused: only https URLs are allowed");
+  });
+
   test("callback URLs to private, link-local, non-https or unresolvable targets are refused at create", async () => {
     const refused = [
       "https://10.0.0.5/hook",

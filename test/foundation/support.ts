@@ -187,7 +187,9 @@ export async function freezableProxy(target: { hostname: string; port: number })
               if (frozen) held.push({ client, data: new Uint8Array(data) });
               else client.write(data);
             },
-            close: () => client.end(),
+            close() {
+              client.end();
+            },
           },
         });
         upstreams.add(upstream);
