@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../crypto/hash";
 
 /**
  * API key format: `arb_` + 43 base62 characters (256 bits from the CSPRNG) + 6 base62 characters of
@@ -56,7 +56,7 @@ export function isWellFormedApiKey(raw: string): boolean {
 
 /** Hex SHA-256 of the whole key: what the database stores and indexes. */
 export function hashApiKeySync(raw: string): string {
-  return createHash("sha256").update(raw).digest("hex");
+  return sha256Hex(raw);
 }
 
 /** Shown in listings so people can tell keys apart; 8 characters of a 256-bit key reveal nothing useful. */

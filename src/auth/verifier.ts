@@ -1,5 +1,5 @@
-import { timingSafeEqual } from "node:crypto";
 import { eq } from "drizzle-orm";
+import { constantTimeEqual } from "../crypto/hash";
 import type { Database } from "../db/client";
 import { type ApiKeyRow, apiKeys, operatorSessions } from "../db/schema";
 import type { Clock } from "../deps";
@@ -21,6 +21,8 @@ export class AuthFailure extends ApiError {
     super(401, code, message, undefined, { "WWW-Authenticate": `Bearer realm="arbiter", error="invalid_token"` });
   }
 }
+
+const encoder = new TextEncoder();
 
 /** `last_used_at` is written at most this often per key, off the request path. */
 export const LAST_USED_INTERVAL_MS = 60_000;
@@ -105,7 +107,7 @@ export function createVerifier(deps: {
       if (!row) throw new AuthFailure("invalid_key", "the API key is not valid");
       remember(row);
     }
-    if (!timingSafeEqual(Buffer.from(row.keyHash), Buffer.from(hash))) throw new AuthFailure("invalid_key", "the API key is not valid");
+    if (!constantTimeEqual(encoder.encode(row.keyHash), encoder.encode(hash))) throw new AuthFailure("invalid_key", "the API key is not valid");
     assertUsable(row);
     touch(row);
     return principalFor(row, effectivePermissions(row.role, row.permissions));

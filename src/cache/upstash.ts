@@ -14,6 +14,13 @@ export interface UpstashCacheOptions {
  * Upstash Redis over its REST API: fetch only, so it also runs on edge platforms. Subscriptions
  * are Server-Sent Event streams (`/subscribe/<channel>`), one per channel.
  */
+/**
+ * @upstash/redis appends the whole command to its error messages (`…, command was: ["set","k","v"]`);
+ * cached values may be sensitive and errors reach logs, so that part is dropped.
+ */
+const unavailable = (error: unknown) =>
+  new CacheUnavailableError(`upstash: ${(error as Error).message.replace(/, command was: [\s\S]*$/, "")}`);
+
 export function createUpstashCache(options: UpstashCacheOptions): Cache {
   const timeoutMs = options.timeoutMs ?? 2_000;
   const client = new Redis({
@@ -29,7 +36,7 @@ export function createUpstashCache(options: UpstashCacheOptions): Cache {
     try {
       return await op();
     } catch (error) {
-      throw new CacheUnavailableError(`upstash: ${(error as Error).message}`);
+      throw unavailable(error);
     }
   };
   // Streams must outlive the per-request timeout, so subscriptions use a client without one.
@@ -80,7 +87,7 @@ export function createUpstashCache(options: UpstashCacheOptions): Cache {
           });
           subscriber.on("error", (error) => {
             clearTimeout(timer);
-            reject(new CacheUnavailableError(`upstash: ${error.message}`));
+            reject(unavailable(error));
           });
         });
       } catch (error) {

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../crypto/hash";
 
 /**
  * Canonical JSON (RFC 8785 style for the values JSON.parse produces): object keys sorted by UTF-16
@@ -13,10 +13,6 @@ export function canonicalJson(value: unknown): string {
     .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
     .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
   return `{${entries.join(",")}}`;
-}
-
-export function sha256Hex(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
 }
 
 /** hex SHA-256 of a value's canonical JSON */

@@ -1,11 +1,10 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
-import { lookup } from "node:dns/promises";
-import { isIP } from "node:net";
 import { and, asc, eq, lte, sql } from "drizzle-orm";
 import type { Config } from "../config";
+import { constantTimeEqual, hmacSha256Hex } from "../crypto/hash";
 import { uuidv7 } from "../db/ids";
 import { type DecisionRow, decisions, webhookDeliveries } from "../db/schema";
 import { ApiError } from "../http/errors";
+import { resolveHost } from "../platform/dns";
 import { presentDecision } from "./present";
 import type { DecisionDeps } from "./service";
 
@@ -25,7 +24,7 @@ export const SIGNATURE_HEADER = "Arbiter-Signature";
 const SIGNATURE_TOLERANCE_SECONDS = 300;
 
 export function signWebhook(secret: string, timestampSeconds: number, body: string): string {
-  const mac = createHmac("sha256", secret).update(`${timestampSeconds}.${body}`).digest("hex");
+  const mac = hmacSha256Hex(secret, `${timestampSeconds}.${body}`);
   return `t=${timestampSeconds},v1=${mac}`;
 }
 
@@ -43,8 +42,9 @@ export function verifyWebhookSignature(
   const given = parts.get("v1");
   if (!Number.isSafeInteger(timestamp) || !given || !/^[0-9a-f]{64}$/.test(given)) return false;
   if (Math.abs(nowSeconds - timestamp) > toleranceSeconds) return false;
-  const expected = createHmac("sha256", secret).update(`${timestamp}.${body}`).digest();
-  return timingSafeEqual(expected, Buffer.from(given, "hex"));
+  // Both sides are 64 lowercase hex characters here, so comparing their text compares the MACs.
+  const text = new TextEncoder();
+  return constantTimeEqual(text.encode(hmacSha256Hex(secret, `${timestamp}.${body}`)), text.encode(given));
 }
 
 // ── SSRF guard ──────────────────────────────────────────────────────────────────────────────────
@@ -89,7 +89,13 @@ function ipv6Class(address: string): AddressClass {
   return "public";
 }
 
-export const classifyAddress = (address: string): AddressClass => (isIP(address) === 6 ? ipv6Class(address) : ipv4Class(address));
+/** 4 or 6 for an IP literal as the URL parser and resolvers write it, 0 for a host name. */
+function ipVersion(host: string): 0 | 4 | 6 {
+  if (host.includes(":")) return 6;
+  return /^\d{1,3}(?:\.\d{1,3}){3}$/.test(host) ? 4 : 0;
+}
+
+export const classifyAddress = (address: string): AddressClass => (ipVersion(address) === 6 ? ipv6Class(address) : ipv4Class(address));
 
 /** Why a callback URL may not be called now (its host resolved and every address checked), or undefined. */
 export async function callbackRefusal(
@@ -106,10 +112,10 @@ export async function callbackRefusal(
   if (url.username || url.password) return "credentials in the URL are not allowed";
   const host = url.hostname.replace(/^\[|\]$/g, "");
   let addresses: string[];
-  if (isIP(host)) addresses = [host];
+  if (ipVersion(host)) addresses = [host];
   else {
     try {
-      addresses = (await lookup(host, { all: true, verbatim: true })).map((entry) => entry.address);
+      addresses = await resolveHost(host);
     } catch {
       return `host ${host} does not resolve`;
     }

@@ -1,6 +1,6 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
+import { secretsEqual } from "../crypto/hash";
 import type { AppDeps } from "../deps";
 import type { AppEnv } from "../http/env";
 import { errorBody } from "../http/errors";
@@ -25,12 +25,6 @@ export function metricsRoutes(deps: Pick<AppDeps, "metrics" | "database" | "cloc
   observeDecisionQueue({ db: deps.database.db, clock: deps.clock, meter: deps.meter });
   const registry = deps.metrics;
   return createRouter().openapi(exposition, async (c) => c.text(await registry.render(), 200, HEADERS));
-}
-
-/** Compares two secrets in time independent of where they differ (digests make the lengths equal). */
-export function secretsEqual(presented: string, expected: string): boolean {
-  const digest = (value: string) => createHash("sha256").update(value).digest();
-  return timingSafeEqual(digest(presented), digest(expected));
 }
 
 function bearerToken(headers: Headers): string | undefined {

@@ -1,6 +1,7 @@
 import type { Meter } from "@opentelemetry/api";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import { memoryUsage, runtimeInfo } from "../platform/runtime";
 
 /**
  * Arbiter's own metrics: one OpenTelemetry MeterProvider per app instance (never registered
@@ -53,14 +54,13 @@ export function createMetricsRegistry(options: MetricsOptions): MetricsRegistry 
 
 function registerProcessMetrics(meter: Meter, options: MetricsOptions): void {
   const startedAt = options.startedAt ?? Date.now();
-  const runtime = typeof Bun !== "undefined" ? "bun" : "node";
-  const runtimeVersion = typeof Bun !== "undefined" ? Bun.version : process.versions.node;
+  const runtime = runtimeInfo();
   meter.createObservableGauge("arbiter.build.info", { description: "Always 1; the labels name the running build" }).addCallback((result) =>
     result.observe(1, {
       version: options.version,
       release_id: options.releaseId ?? options.version,
-      runtime,
-      runtime_version: runtimeVersion ?? "unknown",
+      runtime: runtime.name,
+      runtime_version: runtime.version,
     }),
   );
   meter
@@ -69,7 +69,8 @@ function registerProcessMetrics(meter: Meter, options: MetricsOptions): void {
   meter
     .createObservableGauge("process.memory.usage", { description: "Process memory in bytes, by kind", unit: "By" })
     .addCallback((result) => {
-      const usage = process.memoryUsage();
+      const usage = memoryUsage();
+      if (!usage) return;
       result.observe(usage.rss, { "memory.type": "rss" });
       result.observe(usage.heapUsed, { "memory.type": "heap_used" });
       result.observe(usage.heapTotal, { "memory.type": "heap_total" });

@@ -231,9 +231,39 @@ cacheContract({
 });
 
 describe.skipIf(!haveRedis)("redis backend", () => {
+  const redisUrl = new URL(REAL_REDIS_URL);
+  const redisAddress = { hostname: redisUrl.hostname, port: Number(redisUrl.port || 6379) };
+
+  test("down at start, then back: the cache recovers without a restart", async () => {
+    const port = await closedPort();
+    const cache = createRedisCache({ url: `redis://127.0.0.1:${port}`, prefix: uniquePrefix() });
+    let proxy: Awaited<ReturnType<typeof freezableProxy>> | undefined;
+    try {
+      await expect(cache.ping()).rejects.toBeInstanceOf(CacheUnavailableError);
+      proxy = await freezableProxy(redisAddress, port); // Redis "comes back" at that address
+      await waitFor(
+        () =>
+          cache.set("back", "yes").then(
+            () => true,
+            () => false,
+          ),
+        "the cache to reconnect",
+        10_000,
+      );
+      expect(await cache.get("back")).toBe("yes");
+      const got: string[] = [];
+      const stop = await cache.subscribe("after-outage", (m) => got.push(m));
+      await cache.publish("after-outage", "delivered");
+      await waitFor(() => got.length === 1, "a message after the outage");
+      await stop();
+    } finally {
+      await cache.close();
+      proxy?.stop();
+    }
+  }, 20_000);
+
   test("a server that stops answering mid-session: commands time out, then replies stay matched to their commands", async () => {
-    const redisUrl = new URL(REAL_REDIS_URL);
-    const proxy = await freezableProxy({ hostname: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
+    const proxy = await freezableProxy(redisAddress);
     const cache = createRedisCache({ url: `redis://127.0.0.1:${proxy.port}`, prefix: uniquePrefix(), commandTimeoutMs: 300 });
     try {
       await cache.set("a", "1");
@@ -279,7 +309,12 @@ describe.skipIf(!haveRedis)("upstash backend", () => {
     try {
       const res = await fetch(real.url, { method: "POST", body: JSON.stringify(["PING"]), headers: { Authorization: "Bearer nope" } });
       expect(res.status).toBe(401);
-      expect(intruder.ping()).rejects.toBeInstanceOf(CacheUnavailableError);
+      await expect(intruder.ping()).rejects.toBeInstanceOf(CacheUnavailableError);
+      // The client library quotes the failed command in its error; the value must not reach a log from there.
+      const error = await intruder.set("session", "secret-session-value").catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CacheUnavailableError);
+      expect((error as Error).message).toContain("Unauthorized");
+      expect((error as Error).message).not.toContain("secret-session-value");
     } finally {
       await intruder.close();
       await real.close();

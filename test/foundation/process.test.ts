@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
 import { createScratchDatabase } from "../helpers/db";
 import { startUpstashBridge, type UpstashBridge } from "../helpers/upstash-bridge";
 import { closedPort, REAL_REDIS_URL, redisReachable, spawnArbiter, tempDir, waitFor, within } from "./support";
@@ -10,16 +11,25 @@ import { closedPort, REAL_REDIS_URL, redisReachable, spawnArbiter, tempDir, wait
  */
 let databaseEnv: Record<string, string>;
 let dropDatabase: (() => Promise<void>) | undefined;
+const dataDirs: string[] = [];
+const dataDir = (label: string) => {
+  const dir = tempDir(label);
+  dataDirs.push(dir);
+  return dir;
+};
 beforeAll(async () => {
   if (process.env.DATABASE_URL) {
     const scratch = await createScratchDatabase(process.env.DATABASE_URL);
     dropDatabase = scratch.drop;
     databaseEnv = { DATABASE_URL: scratch.url };
   } else {
-    databaseEnv = { DATA_DIR: tempDir("process") };
+    databaseEnv = { DATA_DIR: dataDir("process") };
   }
 });
-afterAll(() => dropDatabase?.());
+afterAll(async () => {
+  await dropDatabase?.();
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 const noStackTrace = (lines: string[]) =>
   lines.every((line) => !/^\s+at\s/.test(line) && !line.includes("error: ") && !/\.ts:\d+/.test(line));
@@ -37,7 +47,7 @@ describe("bad configuration: exit non-zero with one line naming the variable", (
   ];
   for (const [name, env, variable] of cases) {
     test(name, async () => {
-      const arbiter = spawnArbiter({ DATA_DIR: tempDir("config"), ...env });
+      const arbiter = spawnArbiter({ DATA_DIR: dataDir("config"), ...env });
       const code = await within(arbiter.exited, 20_000, "arbiter with a bad configuration");
       expect(code).not.toBe(0);
       const lines = arbiter.stderr.filter((line) => line.trim() !== "");
@@ -49,7 +59,7 @@ describe("bad configuration: exit non-zero with one line naming the variable", (
   }
 
   test("the message never echoes a secret value", async () => {
-    const arbiter = spawnArbiter({ DATA_DIR: tempDir("config"), UPSTASH_REDIS_REST_TOKEN: "sup3r-secret-token" });
+    const arbiter = spawnArbiter({ DATA_DIR: dataDir("config"), UPSTASH_REDIS_REST_TOKEN: "sup3r-secret-token" });
     expect(await arbiter.exited).not.toBe(0);
     expect(arbiter.stderr.join("\n")).not.toContain("sup3r-secret-token");
   });
@@ -67,6 +77,21 @@ describe("unreachable dependencies at start", () => {
     expect(noStackTrace(lines)).toBe(true);
     expect([...arbiter.stderr, ...arbiter.stdout].join("\n")).not.toContain("pa55word");
   });
+
+  test("a port already taken: one line naming the address, non-zero exit", async () => {
+    const taken = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const arbiter = spawnArbiter({ ...databaseEnv, PORT: String(taken.port) });
+      const code = await within(arbiter.exited, 60_000, "arbiter on a taken port");
+      expect(code).not.toBe(0);
+      const lines = arbiter.stderr.filter((line) => line.startsWith("arbiter: "));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(`cannot listen on 127.0.0.1:${taken.port}`);
+      expect(noStackTrace(arbiter.stderr)).toBe(true);
+    } finally {
+      taken.stop(true);
+    }
+  }, 90_000);
 
   test("Redis at a closed port: starts degraded, says so, answers ready with warn, stops on SIGINT", async () => {
     const port = await closedPort();

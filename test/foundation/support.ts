@@ -97,7 +97,7 @@ export async function postgresReachable(url = REAL_POSTGRES_URL): Promise<boolea
 
 const PROJECT_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-/** `bun run src/main.ts` as a child process, its output collected line by line. */
+/** An Arbiter entry point (by default `bun run src/main.ts`) as a child process, its output collected line by line. */
 export interface ArbiterProcess {
   proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
   stdout: string[];
@@ -109,8 +109,9 @@ export interface ArbiterProcess {
   exited: Promise<number>;
 }
 
-export function spawnArbiter(env: Record<string, string>): ArbiterProcess {
-  const proc = Bun.spawn(["bun", "run", "src/main.ts"], {
+/** `command` runs another entry point (the Deno and Node ones) the same way. */
+export function spawnArbiter(env: Record<string, string>, command = ["bun", "run", "src/main.ts"]): ArbiterProcess {
+  const proc = Bun.spawn(command, {
     cwd: PROJECT_ROOT,
     // Only what the test names: the tier's DATABASE_URL or REDIS_URL must not leak in.
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", TZ: "UTC", ...env },
@@ -170,13 +171,13 @@ export function spawnArbiter(env: Record<string, string>): ArbiterProcess {
  * A TCP proxy to a real server that can be frozen: while frozen, replies are held back (as from a
  * server that stopped answering) and delivered, in order, once thawed.
  */
-export async function freezableProxy(target: { hostname: string; port: number }) {
+export async function freezableProxy(target: { hostname: string; port: number }, listenPort = 0) {
   let frozen = false;
   const held: { client: Bun.Socket<unknown>; data: Uint8Array }[] = [];
   const upstreams = new Set<Bun.Socket<unknown>>();
   const listener = Bun.listen<{ upstream?: Bun.Socket<unknown>; pending: Uint8Array[] }>({
     hostname: "127.0.0.1",
-    port: 0,
+    port: listenPort,
     socket: {
       async open(client) {
         client.data = { pending: [] };
