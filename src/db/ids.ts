@@ -5,18 +5,22 @@
  */
 let lastMs = 0;
 let sequence = 0;
+// A step back larger than this is a different timeline (an injected clock, a corrected system
+// clock), not jitter: ids then follow the time they are given instead of staying pinned ahead.
+const MAX_BACKSTEP_MS = 10_000;
 
 export function uuidv7(now: number = Date.now()): string {
   const bytes = new Uint8Array(16);
   crypto.getRandomValues(bytes);
-  // Within one millisecond, a 12-bit counter in rand_a keeps ids from one process monotonic.
-  if (now <= lastMs) {
+  if (now > lastMs || lastMs - now > MAX_BACKSTEP_MS) {
+    lastMs = now;
+    sequence = (bytes[6]! & 0x07) << 8; // random start, leaving headroom for the counter
+  } else {
+    // Same millisecond (or a small step back): a 12-bit counter in rand_a keeps ids monotonic,
+    // spilling into the next millisecond when it runs out.
     sequence = (sequence + 1) & 0xfff;
     if (sequence === 0) lastMs += 1;
     now = lastMs;
-  } else {
-    lastMs = now;
-    sequence = (bytes[6]! & 0x07) << 8; // random start, leaving headroom for the counter
   }
   bytes[0] = (now / 2 ** 40) & 0xff;
   bytes[1] = (now / 2 ** 32) & 0xff;

@@ -25,6 +25,13 @@ test("uuidv7: ids from one process sort in creation order, even within one milli
   expect(timestampOf(ids.at(-1) as string)).toBeGreaterThan(at);
 });
 
+test("uuidv7: after an id far in the future, ids again carry the time they are given", () => {
+  const future = Date.now() + 86_400_000;
+  uuidv7(future);
+  const now = Date.now();
+  expect(Math.abs(timestampOf(uuidv7(now)) - now)).toBeLessThan(5);
+});
+
 test("isUuid rejects what is not one", () => {
   for (const bad of ["", "x", "0190f0a2-7b3c-7d4e-8f01-23456789abc", "0190f0a2-7b3c-7d4e-8f01-23456789abcz", "' or 1=1 --"]) {
     expect(isUuid(bad)).toBe(false);
