@@ -19,16 +19,12 @@ import { loadConfig } from "../src/config";
 import { openDatabase, systemClock, VERSION } from "../src/deps";
 import { createLogger } from "../src/observability/logger";
 import { createMetricsRegistry } from "../src/observability/metrics";
+import { requestsPerSecond as measureRequests, median } from "./lib/load";
 
 const SECONDS_PER_SAMPLE = Number(process.env.BENCH_SECONDS ?? 1);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 const round = (n: number) => Math.round(n);
 
 /** Runs `op` back to back for the sample duration; returns operations per second. */
@@ -43,20 +39,8 @@ async function opsPerSecond(op: () => Promise<unknown>): Promise<number> {
 }
 
 /** `CONCURRENCY` clients issuing requests for the sample duration; returns requests per second. */
-async function requestsPerSecond(url: string, headers: Record<string, string>): Promise<number> {
-  const end = performance.now() + SECONDS_PER_SAMPLE * 1000;
-  let count = 0;
-  const worker = async () => {
-    while (performance.now() < end) {
-      const res = await fetch(url, { headers });
-      await res.arrayBuffer();
-      if (res.status !== 200) throw new Error(`${url} answered ${res.status}`);
-      count++;
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  return count / SECONDS_PER_SAMPLE;
-}
+const requestsPerSecond = (url: string, headers: Record<string, string>) =>
+  measureRequests(url, headers, { seconds: SECONDS_PER_SAMPLE, concurrency: CONCURRENCY });
 
 const config = loadConfig({ ...process.env, LOG_LEVEL: "silent", DATA_DIR: process.env.DATA_DIR ?? "", RUN_MIGRATIONS: "true" });
 const database = process.env.DATABASE_URL ? await openDatabase(config) : await (await import("../src/db/client")).openPglite();

@@ -4,22 +4,25 @@
  * the embedded tier (each its own PGlite directory), or with DATABASE_URL/REDIS_URL set sharing a
  * scratch database on that server and the Redis, measured in interleaved rounds within one run.
  *   bare:          GET /health/live — routing, middleware, JSON; no authentication, no I/O
- *   authenticated: GET /v1/keys/<id> as admin — API-key check (cached) + rate limit + one row read
+ *   authenticated: GET /v1/decisions/<id> as admin — API-key check (cached) + rate limit + RBAC +
+ *                  the decision from the cache (no database round trip)
+ *   authenticated + database: GET /v1/keys/<id> as admin — the same, plus one row read
  * The load comes from this Bun process: BENCH_CONCURRENCY keep-alive clients for BENCH_SECONDS per
  * sample. Figures are medians over BENCH_ROUNDS; ratios are against Bun in the same run.
- * Writes bench/results/runtimes.json (or the file named by BENCH_OUTPUT).
+ * Writes bench/results/runtimes.json (or bench/results/$BENCH_OUTPUT).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
-import { dirname } from "node:path";
 import { generateApiKey } from "../src/auth/key-format";
 import { type ArbiterProcess, spawnArbiter, tempDir, waitFor, within } from "../test/foundation/support";
 import { createScratchDatabase } from "../test/helpers/db";
+import { requestsPerSecond as measureRequests, median } from "./lib/load";
 
 const SECONDS_PER_SAMPLE = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
-const OUTPUT = process.env.BENCH_OUTPUT ?? "bench/results/runtimes.json";
+const RESULTS = new URL("./results/", import.meta.url);
+const OUTPUT = new URL(process.env.BENCH_OUTPUT ?? "runtimes.json", RESULTS);
 
 const RUNTIMES = {
   bun: ["bun", "run", "src/main.ts"],
@@ -30,12 +33,6 @@ type RuntimeName = keyof typeof RUNTIMES;
 
 const LOAD_AT_START = loadavg().map((n) => Number(n.toFixed(2)));
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
-
 async function freePort(): Promise<number> {
   const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
   const port = probe.port!;
@@ -43,26 +40,14 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** `CONCURRENCY` clients issuing requests for the sample duration; returns requests per second. */
-async function requestsPerSecond(url: string, headers: Record<string, string>): Promise<number> {
-  const end = performance.now() + SECONDS_PER_SAMPLE * 1000;
-  let count = 0;
-  const worker = async () => {
-    while (performance.now() < end) {
-      const res = await fetch(url, { headers });
-      await res.arrayBuffer();
-      if (res.status !== 200) throw new Error(`${url} answered ${res.status}`);
-      count++;
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  return count / SECONDS_PER_SAMPLE;
-}
+const requestsPerSecond = (url: string, headers: Record<string, string>) =>
+  measureRequests(url, headers, { seconds: SECONDS_PER_SAMPLE, concurrency: CONCURRENCY });
 
 interface Served {
   process: ArbiterProcess;
   base: string;
   keyId: string;
+  decisionId: string;
 }
 
 const adminKey = generateApiKey();
@@ -77,6 +62,8 @@ async function start(name: RuntimeName): Promise<Served> {
     // Request logging would measure the pipe to this process; rate limits would cap the figures.
     LOG_LEVEL: "warn",
     RATE_LIMIT_ADMIN: "100000000",
+    // The decision read stays in the cache for the whole run.
+    DECISION_CACHE_TTL_MS: "3600000",
     CACHE_PREFIX: `bench-rt-${name}-${crypto.randomUUID().slice(0, 8)}:`,
   };
   if (scratch) env.DATABASE_URL = scratch.url;
@@ -92,33 +79,35 @@ async function start(name: RuntimeName): Promise<Served> {
     `${name} to answer`,
     90_000,
   );
-  const res = await fetch(`${base}/v1/keys`, { headers: { "X-API-Key": adminKey } });
-  const { data } = (await res.json()) as { data: { id: string }[] };
-  return { process: child, base, keyId: data[0]!.id };
+  const headers = { "X-API-Key": adminKey, "Content-Type": "application/json" };
+  const keys = (await (await fetch(`${base}/v1/keys`, { headers })).json()) as { data: { id: string }[] };
+  const decision = (await (
+    await fetch(`${base}/v1/decisions`, { method: "POST", headers, body: JSON.stringify({ kind: "bench", title: "bench", payload: {} }) })
+  ).json()) as { id: string };
+  return { process: child, base, keyId: keys.data[0]!.id, decisionId: decision.id };
 }
 
 const names = Object.keys(RUNTIMES) as RuntimeName[];
 const served = {} as Record<RuntimeName, Served>;
 try {
   for (const name of names) served[name] = await start(name);
-  const samples = Object.fromEntries(names.map((name) => [name, { bare: [] as number[], authenticated: [] as number[] }])) as Record<
-    RuntimeName,
-    { bare: number[]; authenticated: number[] }
-  >;
-  // Warm each server (JIT, key cache, connection pool) before measuring.
-  for (const name of names) {
-    await requestsPerSecond(`${served[name].base}/health/live`, {});
-    await requestsPerSecond(`${served[name].base}/v1/keys/${served[name].keyId}`, { "X-API-Key": adminKey });
-  }
+  const auth = { "X-API-Key": adminKey };
+  const targets = {
+    bare_route: (s: Served) => requestsPerSecond(`${s.base}/health/live`, {}),
+    authenticated_get: (s: Served) => requestsPerSecond(`${s.base}/v1/decisions/${s.decisionId}`, auth),
+    authenticated_get_database: (s: Served) => requestsPerSecond(`${s.base}/v1/keys/${s.keyId}`, auth),
+  };
+  type Target = keyof typeof targets;
+  const targetNames = Object.keys(targets) as Target[];
+  const samples = Object.fromEntries(
+    names.map((name) => [name, Object.fromEntries(targetNames.map((t) => [t, [] as number[]]))]),
+  ) as Record<RuntimeName, Record<Target, number[]>>;
+  // Warm each server (JIT, key and decision caches, connection pool) before measuring.
+  for (const name of names) for (const target of targetNames) await targets[target](served[name]);
   for (let round = 0; round < ROUNDS; round++) {
-    for (const name of names) {
-      const { base, keyId } = served[name];
-      samples[name].bare.push(await requestsPerSecond(`${base}/health/live`, {}));
-      samples[name].authenticated.push(await requestsPerSecond(`${base}/v1/keys/${keyId}`, { "X-API-Key": adminKey }));
-    }
+    for (const name of names) for (const target of targetNames) samples[name][target].push(await targets[target](served[name]));
   }
 
-  const bun = { bare: median(samples.bun.bare), authenticated: median(samples.bun.authenticated) };
   const results = {
     benchmark: "runtimes",
     recorded_at: new Date().toISOString(),
@@ -133,22 +122,19 @@ try {
     },
     requests_per_second: Object.fromEntries(
       names.map((name) => {
-        const bare = Math.round(median(samples[name].bare));
-        const authenticated = Math.round(median(samples[name].authenticated));
-        return [
-          name,
-          {
-            bare_route: bare,
-            authenticated_get: authenticated,
-            bare_vs_bun: Number((bare / bun.bare).toFixed(2)),
-            authenticated_vs_bun: Number((authenticated / bun.authenticated).toFixed(2)),
-            samples: { bare_route: samples[name].bare.map(Math.round), authenticated_get: samples[name].authenticated.map(Math.round) },
-          },
-        ];
+        const figures = targetNames.flatMap((target) => {
+          const value = median(samples[name][target]);
+          return [
+            [target, Math.round(value)],
+            [`${target}_vs_bun`, Number((value / median(samples.bun[target])).toFixed(2))],
+          ];
+        });
+        const raw = Object.fromEntries(targetNames.map((target) => [target, samples[name][target].map(Math.round)]));
+        return [name, { ...Object.fromEntries(figures), samples: raw }];
       }),
     ),
   };
-  mkdirSync(dirname(OUTPUT), { recursive: true });
+  mkdirSync(RESULTS, { recursive: true });
   writeFileSync(OUTPUT, `${JSON.stringify(results, null, 2)}\n`);
   console.log(JSON.stringify(results, null, 2));
 } finally {

@@ -36,7 +36,9 @@ export function edgeConfig(bindings: Bindings): Config {
     throw new StartupError("DATABASE_URL is required on the edge: embedded PGlite needs a local disk and a long-lived process");
   }
   if (config.REDIS_URL) {
-    throw new StartupError("REDIS_URL (Redis over TCP) is not available on the edge; set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN");
+    throw new StartupError(
+      "REDIS_URL (Redis over TCP) is not available on the edge; set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN",
+    );
   }
   if (!config.UPSTASH_REDIS_REST_URL || !config.UPSTASH_REDIS_REST_TOKEN) {
     throw new StartupError(

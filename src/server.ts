@@ -89,7 +89,8 @@ export async function startServer(runtime: RuntimeAdapter): Promise<void> {
       return await runtime.listen(handler, options);
     } catch (error) {
       await closeDeps(deps);
-      const reason = error instanceof StartupError ? error.message : `cannot listen on ${options.hostname}:${options.port}: ${(error as Error).message}`;
+      const reason =
+        error instanceof StartupError ? error.message : `cannot listen on ${options.hostname}:${options.port}: ${(error as Error).message}`;
       return failWith(runtime, `${runtime.name}: ${reason}`);
     }
   };

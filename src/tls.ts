@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Config } from "./config";
 
-/** What Bun.serve's `tls` option takes, in the subset Arbiter uses. */
+/** The server TLS settings every entry point takes (Bun.serve `tls`, node:https options, Deno.serve cert/key), in the subset Arbiter uses. */
 export interface ServerTlsOptions {
   cert: string;
   key: string;

@@ -107,7 +107,8 @@ export function createVerifier(deps: {
       if (!row) throw new AuthFailure("invalid_key", "the API key is not valid");
       remember(row);
     }
-    if (!constantTimeEqual(encoder.encode(row.keyHash), encoder.encode(hash))) throw new AuthFailure("invalid_key", "the API key is not valid");
+    if (!constantTimeEqual(encoder.encode(row.keyHash), encoder.encode(hash)))
+      throw new AuthFailure("invalid_key", "the API key is not valid");
     assertUsable(row);
     touch(row);
     return principalFor(row, effectivePermissions(row.role, row.permissions));

@@ -12,7 +12,8 @@ export const sha256Bytes = (text: string): Uint8Array => sha256(utf8ToBytes(text
 
 export const sha256Hex = (text: string): string => bytesToHex(sha256Bytes(text));
 
-export const hmacSha256Hex = (secret: string, message: string): string => bytesToHex(hmac(sha256, utf8ToBytes(secret), utf8ToBytes(message)));
+export const hmacSha256Hex = (secret: string, message: string): string =>
+  bytesToHex(hmac(sha256, utf8ToBytes(secret), utf8ToBytes(message)));
 
 /**
  * Byte equality whose running time depends only on the lengths, never on where the inputs differ

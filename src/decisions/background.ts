@@ -3,7 +3,7 @@ import { deliverDueWebhooks } from "./webhooks";
 
 /**
  * The decisions' background work for one process: the expiry sweeper and the webhook delivery
- * worker. main.ts starts it after the dependencies are open and stops it on shutdown; createApp
+ * worker. src/server.ts starts it after the dependencies are open and stops it on shutdown; createApp
  * never starts timers. Both loops are safe with any number of replicas (SKIP LOCKED claims).
  */
 export interface DecisionWorkers {

@@ -3,9 +3,9 @@ import { generateApiKey } from "../../src/auth/key-format";
 import { openPostgres } from "../../src/db/client";
 import { StartupError } from "../../src/deps";
 import edge, { createEdgeHandler, edgeConfig } from "../../src/edge";
+import { REAL_REDIS_URL, redisReachable } from "../foundation/support";
 import { createScratchDatabase } from "../helpers/db";
 import { startUpstashBridge, type UpstashBridge } from "../helpers/upstash-bridge";
-import { REAL_REDIS_URL, redisReachable } from "../foundation/support";
 
 /** The fetch-only entry: `{ fetch(request, env) }`, configured from the platform's bindings. */
 const upstash = { UPSTASH_REDIS_REST_URL: "https://example-edge.upstash.io", UPSTASH_REDIS_REST_TOKEN: "edge-token-0123456789" };

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { generateApiKey } from "../../src/auth/key-format";
+import { type ArbiterProcess, spawnArbiter, tempDir, waitFor, within } from "../foundation/support";
 import { createScratchDatabase } from "../helpers/db";
 import { parseExposition, type Sample, total } from "../observability/exposition";
-import { type ArbiterProcess, spawnArbiter, tempDir, waitFor, within } from "../foundation/support";
 
 /**
  * One app, three runtimes: each entry point (Bun, Deno, Node through tsx) is started as a real
@@ -136,7 +136,13 @@ for (const runtime of RUNTIMES) {
 
     test("telemetry: a batch of events is ingested", async () => {
       const occurred = new Date(Date.now() - 60_000).toISOString();
-      const events = [1, 2].map((step) => ({ type: "agent.step", source: runtime.name, severity: "info", occurred_at: occurred, attributes: { step } }));
+      const events = [1, 2].map((step) => ({
+        type: "agent.step",
+        source: runtime.name,
+        severity: "info",
+        occurred_at: occurred,
+        attributes: { step },
+      }));
       const res = await call("/v1/telemetry/events", { key: keys.service.key, json: { events } });
       expect(res.status).toBe(202);
       expect(await res.json()).toEqual({ received: 2, accepted: 2, duplicates: 0 });
