@@ -137,7 +137,7 @@ export async function startServer(runtime: RuntimeAdapter): Promise<void> {
       logger.warn("drain timed out; closing remaining connections", { in_flight: inFlight });
       await server.stop(true);
     }
-    await Promise.allSettled([stopRetention(), metricsServer?.stop(true)]);
+    await Promise.allSettled([stopRetention(), metricsServer?.stop(true), app.flush()]);
     await closeDeps(deps);
     logger.info("stopped", { signal });
     runtime.exit(0);

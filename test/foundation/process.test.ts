@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
+import { and, eq } from "drizzle-orm";
+import { generateApiKey } from "../../src/auth/key-format";
+import { openPglite, openPostgres } from "../../src/db/client";
+import { authEvents } from "../../src/db/schema";
 import { createScratchDatabase } from "../helpers/db";
 import { startUpstashBridge, type UpstashBridge } from "../helpers/upstash-bridge";
 import { closedPort, REAL_REDIS_URL, redisReachable, spawnArbiter, tempDir, waitFor, within } from "./support";
@@ -174,6 +178,35 @@ describe.skipIf(!haveRedis)("graceful shutdown", () => {
     } finally {
       bridge.setLatency(0);
       arbiter.proc.kill("SIGKILL");
+    }
+  }, 90_000);
+});
+
+describe("shutdown keeps buffered writes", () => {
+  test("an audit row buffered just before SIGTERM is in the database after exit", async () => {
+    const adminKey = generateApiKey();
+    const arbiter = spawnArbiter({ ...databaseEnv, PORT: String(await closedPort()), ARBITER_API_KEYS: `admin:${adminKey}` });
+    try {
+      const listening = await arbiter.waitForLog("listening");
+      const res = await fetch(new URL("/v1/keys", String(listening.url)), { headers: { "X-API-Key": adminKey } });
+      expect(res.status).toBe(200);
+      // Signalled at once: well inside the audit buffer's flush delay.
+      arbiter.proc.kill("SIGTERM");
+      expect(await within(arbiter.exited, 20_000, "arbiter after SIGTERM")).toBe(0);
+    } finally {
+      arbiter.proc.kill("SIGKILL");
+    }
+    const database = databaseEnv.DATABASE_URL
+      ? await openPostgres({ url: databaseEnv.DATABASE_URL, poolMax: 1 })
+      : await openPglite({ dataDir: databaseEnv.DATA_DIR });
+    try {
+      const rows = await database.db
+        .select()
+        .from(authEvents)
+        .where(and(eq(authEvents.action, "authenticate"), eq(authEvents.outcome, "success")));
+      expect(rows.length).toBeGreaterThanOrEqual(1);
+    } finally {
+      await database.close();
     }
   }, 90_000);
 });
