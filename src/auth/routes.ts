@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import { ROLES } from "../db/schema";
 import type { AppEnv } from "../http/env";
 import { badRequest, errorResponses } from "../http/errors";
+import { IsoInstant } from "../http/instant";
 import { createRouter, defineRoute } from "../http/openapi";
 import { PaginationQuery, pageSchema } from "../http/pagination";
 import { AUTH_ACTIONS, listAuthEvents } from "./audit";
@@ -13,14 +14,14 @@ import type { AuthRuntime } from "./runtime";
 import { issueToken, revokeToken } from "./sessions";
 
 const MAX_GRACE_SECONDS = 30 * 86_400;
-const Timestamp = z.iso.datetime({ offset: true });
+const Timestamp = IsoInstant;
 const IdParam = z.object({ id: z.uuid().openapi({ param: { name: "id", in: "path" }, example: "01938f4e-7c1a-7b3e-9d2f-5a6b7c8d9e0f" }) });
 const Permission = z.enum(PERMISSIONS);
 const Metadata = z
   .record(z.string().max(64), z.unknown())
   .refine((value) => JSON.stringify(value).length <= 4096, "metadata must serialise to at most 4096 bytes");
 
-const KeySchema = z
+export const KeySchema = z
   .object({
     id: z.uuid(),
     name: z.string(),
@@ -38,9 +39,47 @@ const KeySchema = z
     last_used_at: z.string().nullable().describe("updated at most once a minute"),
   })
   .openapi("ApiKey");
-const CreatedKeySchema = KeySchema.extend({ key: z.string().describe("the raw key: shown once, never stored, never retrievable") }).openapi(
-  "CreatedApiKey",
-);
+export const CreatedKeySchema = KeySchema.extend({
+  key: z.string().describe("the raw key: shown once, never stored, never retrievable"),
+}).openapi("CreatedApiKey");
+
+export const RotatedKeySchema = CreatedKeySchema.extend({ previous: KeySchema });
+
+/**
+ * Request and response shapes of keys and tokens, exported for the SDK's types. Request bodies refuse
+ * unknown fields instead of dropping them: a misspelt `permissions` would otherwise mint a full-role key.
+ */
+export const CreateKeyBody = z.strictObject({
+  name: z.string().trim().min(1).max(128),
+  role: z.enum(ROLES),
+  permissions: z.array(Permission).min(1).optional().describe("narrow the key to these of its role's permissions"),
+  metadata: Metadata.optional(),
+  expires_at: Timestamp.optional(),
+});
+export const ListKeysQuery = PaginationQuery.extend({
+  role: z.enum(ROLES).optional(),
+  status: z.enum(KEY_STATUSES).optional(),
+});
+export const RotateKeyBody = z.strictObject({
+  grace_seconds: z.number().int().min(0).max(MAX_GRACE_SECONDS).optional(),
+  expires_at: Timestamp.nullable().optional().describe("the new key's expiry; defaults to the old key's"),
+});
+export const IssueTokenBody = z.strictObject({
+  ttl_seconds: z.number().int().min(1).max(86_400).optional().describe("capped by the server's maximum"),
+  permissions: z.array(Permission).min(1).optional().describe("narrow the token to these of the key's permissions"),
+});
+export const ServiceTokenSchema = z
+  .object({
+    access_token: z.string(),
+    token_type: z.literal("Bearer"),
+    expires_in: z.number().int(),
+    expires_at: z.string(),
+    jti: z.uuid(),
+    permissions: z.array(Permission),
+  })
+  .openapi("ServiceToken");
+export const RevokeTokenBody = z.strictObject({ jti: z.uuid().optional() });
+export const RevokedTokenSchema = z.object({ jti: z.uuid(), revoked_at: z.string() });
 
 const createKeyRoute = defineRoute("keys:create", {
   method: "post",
@@ -52,13 +91,7 @@ const createKeyRoute = defineRoute("keys:create", {
       required: true,
       content: {
         "application/json": {
-          schema: z.object({
-            name: z.string().trim().min(1).max(128),
-            role: z.enum(ROLES),
-            permissions: z.array(Permission).min(1).optional().describe("narrow the key to these of its role's permissions"),
-            metadata: Metadata.optional(),
-            expires_at: Timestamp.optional(),
-          }),
+          schema: CreateKeyBody,
         },
       },
     },
@@ -75,10 +108,7 @@ const listKeysRoute = defineRoute("keys:read", {
   tags: ["keys"],
   summary: "List API keys (never hashes or raw keys)",
   request: {
-    query: PaginationQuery.extend({
-      role: z.enum(ROLES).optional(),
-      status: z.enum(KEY_STATUSES).optional(),
-    }),
+    query: ListKeysQuery,
   },
   responses: {
     200: { description: "A page of keys", content: { "application/json": { schema: pageSchema(KeySchema) } } },
@@ -115,10 +145,7 @@ const rotateKeyRoute = defineRoute("keys:create", {
       required: false,
       content: {
         "application/json": {
-          schema: z.object({
-            grace_seconds: z.number().int().min(0).max(MAX_GRACE_SECONDS).optional(),
-            expires_at: Timestamp.nullable().optional().describe("the new key's expiry; defaults to the old key's"),
-          }),
+          schema: RotateKeyBody,
         },
       },
     },
@@ -126,7 +153,7 @@ const rotateKeyRoute = defineRoute("keys:create", {
   responses: {
     201: {
       description: "The new key (raw, once) and the old key's new state",
-      content: { "application/json": { schema: CreatedKeySchema.extend({ previous: KeySchema }) } },
+      content: { "application/json": { schema: RotatedKeySchema } },
     },
     ...errorResponses(400, 404, 409),
   },
@@ -142,10 +169,7 @@ const issueTokenRoute = defineRoute("tokens:issue", {
       required: false,
       content: {
         "application/json": {
-          schema: z.object({
-            ttl_seconds: z.number().int().min(1).max(86_400).optional().describe("capped by the server's maximum"),
-            permissions: z.array(Permission).min(1).optional().describe("narrow the token to these of the key's permissions"),
-          }),
+          schema: IssueTokenBody,
         },
       },
     },
@@ -155,16 +179,7 @@ const issueTokenRoute = defineRoute("tokens:issue", {
       description: "A signed token",
       content: {
         "application/json": {
-          schema: z
-            .object({
-              access_token: z.string(),
-              token_type: z.literal("Bearer"),
-              expires_in: z.number().int(),
-              expires_at: z.string(),
-              jti: z.uuid(),
-              permissions: z.array(Permission),
-            })
-            .openapi("ServiceToken"),
+          schema: ServiceTokenSchema,
         },
       },
     },
@@ -178,10 +193,10 @@ const revokeTokenRoute = defineRoute("tokens:issue", {
   tags: ["auth"],
   summary: "Revoke a service token by jti (your own, or any with keys:revoke); no jti revokes the token presented",
   request: {
-    body: { required: false, content: { "application/json": { schema: z.object({ jti: z.uuid().optional() }) } } },
+    body: { required: false, content: { "application/json": { schema: RevokeTokenBody } } },
   },
   responses: {
-    200: { description: "Revoked", content: { "application/json": { schema: z.object({ jti: z.uuid(), revoked_at: z.string() }) } } },
+    200: { description: "Revoked", content: { "application/json": { schema: RevokedTokenSchema } } },
     ...errorResponses(400, 404, 409),
   },
 });

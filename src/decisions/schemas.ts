@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { DECISION_PRIORITIES, DECISION_STATUSES, TIMEOUT_ACTIONS } from "../db/schema";
+import { IsoInstant } from "../http/instant";
 import { PaginationQuery, pageSchema } from "../http/pagination";
 
 /** Request and response shapes of the decisions API; they feed validation and the OpenAPI document. */
@@ -81,7 +82,7 @@ export const WaitQuery = z
   })
   .strict();
 
-const isoDate = z.iso.datetime({ offset: true }).transform((v) => new Date(v));
+const isoDate = IsoInstant.transform((v) => new Date(v));
 
 export const ListQuery = PaginationQuery.extend({
   status: z.enum(DECISION_STATUSES).optional(),

@@ -158,7 +158,8 @@ export async function createDecision(
     id: uuidv7(now.getTime()),
     kind: input.kind,
     title: input.title,
-    payload: input.payload,
+    // JSON null is a payload like any other: stored as jsonb 'null' (a bare null would be SQL NULL).
+    payload: input.payload === null ? sql`'null'::jsonb` : input.payload,
     payloadHash: canonicalHash(input.payload),
     context: input.context,
     priority: input.priority,

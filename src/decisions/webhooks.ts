@@ -1,6 +1,6 @@
 import { and, asc, eq, lte, sql } from "drizzle-orm";
 import type { Config } from "../config";
-import { constantTimeEqual, hmacSha256Hex } from "../crypto/hash";
+import { SIGNATURE_HEADER, signWebhook } from "../crypto/webhook-signature";
 import { uuidv7 } from "../db/ids";
 import { type DecisionRow, decisions, webhookDeliveries } from "../db/schema";
 import { ApiError } from "../http/errors";
@@ -20,32 +20,7 @@ import type { DecisionDeps } from "./service";
  * transaction that settles the decision, so an outcome is never lost; a failed attempt schedules the
  * next with exponential backoff until WEBHOOK_MAX_ATTEMPTS.
  */
-export const SIGNATURE_HEADER = "Arbiter-Signature";
-const SIGNATURE_TOLERANCE_SECONDS = 300;
-
-export function signWebhook(secret: string, timestampSeconds: number, body: string): string {
-  const mac = hmacSha256Hex(secret, `${timestampSeconds}.${body}`);
-  return `t=${timestampSeconds},v1=${mac}`;
-}
-
-/** What a receiver runs (the SDK ships the same): true only for a fresh, authentic signature. */
-export function verifyWebhookSignature(
-  secret: string,
-  header: string | null | undefined,
-  body: string,
-  nowSeconds: number,
-  toleranceSeconds = SIGNATURE_TOLERANCE_SECONDS,
-): boolean {
-  if (!header) return false;
-  const parts = new Map(header.split(",").map((part) => part.trim().split("=", 2) as [string, string]));
-  const timestamp = Number(parts.get("t"));
-  const given = parts.get("v1");
-  if (!Number.isSafeInteger(timestamp) || !given || !/^[0-9a-f]{64}$/.test(given)) return false;
-  if (Math.abs(nowSeconds - timestamp) > toleranceSeconds) return false;
-  // Both sides are 64 lowercase hex characters here, so comparing their text compares the MACs.
-  const text = new TextEncoder();
-  return constantTimeEqual(text.encode(hmacSha256Hex(secret, `${timestamp}.${body}`)), text.encode(given));
-}
+export { SIGNATURE_HEADER, signWebhook, verifyWebhookSignature } from "../crypto/webhook-signature";
 
 // ── SSRF guard ──────────────────────────────────────────────────────────────────────────────────
 type AddressClass = "public" | "loopback" | "private" | "forbidden";

@@ -2,6 +2,7 @@ import { createRoute, OpenAPIHono, type RouteConfig } from "@hono/zod-openapi";
 import { type Permission, requirePermission } from "../auth/rbac";
 import type { AppEnv } from "./env";
 import { ApiError, errorResponses, issueDetails } from "./errors";
+import { inputGuard } from "./input-guard";
 
 /**
  * Declares a route with the permission it needs. The permission is enforced (requirePermission runs
@@ -10,7 +11,9 @@ import { ApiError, errorResponses, issueDetails } from "./errors";
  * without saying who may call it.
  */
 export function defineRoute<const R extends RouteConfig>(access: Permission | "public", config: R): R {
-  const own = config.middleware ? [config.middleware].flat() : [];
+  // Input that no schema should have to think of (NUL, invalid UTF-8, deep nesting) is refused after
+  // the permission check, before the route's own middleware and schemas.
+  const own = [inputGuard(), ...(config.middleware ? [config.middleware].flat() : [])];
   const isPublic = access === "public";
   return createRoute({
     ...config,

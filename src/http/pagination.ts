@@ -2,6 +2,8 @@ import { z } from "@hono/zod-openapi";
 import { type AnyColumn, type SQL, sql } from "drizzle-orm";
 import { isUuid } from "../db/ids";
 import { badRequest } from "./errors";
+import { isStorableText } from "./input-guard";
+import { inInstantRange } from "./instant";
 
 /**
  * The one list convention: `?limit=&cursor=` → `{ data, next_cursor }`, keyset on (created_at, id),
@@ -41,10 +43,18 @@ export function decodeCursor(raw: string): Cursor {
   try {
     const json = atob(raw.replaceAll("-", "+").replaceAll("_", "/"));
     const [ms, id] = JSON.parse(json) as unknown[];
-    // A safe integer can still lie outside the Date range; such a Date would throw later, as a 500.
-    const createdAt = new Date(typeof ms === "number" && Number.isSafeInteger(ms) ? ms : Number.NaN);
-    if (!Number.isNaN(createdAt.getTime()) && typeof id === "string" && id.length > 0 && id.length <= 128) {
-      return { createdAt, id };
+    // A safe integer can still lie outside the range PostgreSQL accepts, and an id holding NUL fails
+    // any statement it is bound to: either would be a 500 instead of this 400.
+    if (
+      typeof ms === "number" &&
+      Number.isSafeInteger(ms) &&
+      inInstantRange(ms) &&
+      typeof id === "string" &&
+      id.length > 0 &&
+      id.length <= 128 &&
+      isStorableText(id)
+    ) {
+      return { createdAt: new Date(ms), id };
     }
   } catch {
     // fall through to the 400 below

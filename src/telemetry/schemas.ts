@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { SEVERITIES } from "../db/schema";
+import { IsoInstant } from "../http/instant";
 import { PaginationQuery } from "../http/pagination";
 
 export const MAX_BATCH = 1_000;
@@ -16,7 +17,7 @@ const name = (what: string) =>
     .min(1)
     .max(128)
     .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, `${what} may hold letters, digits and . _ : / - (starting with a letter or digit)`);
-const instant = z.iso.datetime({ offset: true }).transform((value) => new Date(value));
+const instant = IsoInstant.transform((value) => new Date(value));
 
 export const TelemetryEventInput = z
   .object({
@@ -83,8 +84,12 @@ export const TelemetryEventsQuery = PaginationQuery.extend({
     .enum(SEVERITIES)
     .optional()
     .openapi({ param: { name: "severity", in: "query" } }),
-  from: instant.optional().openapi({ param: { name: "from", in: "query" }, type: "string", description: "occurred_at ≥ from" }),
-  to: instant.optional().openapi({ param: { name: "to", in: "query" }, type: "string", description: "occurred_at < to" }),
+  from: instant
+    .optional()
+    .openapi({ param: { name: "from", in: "query" }, type: "string", format: "date-time", description: "occurred_at ≥ from" }),
+  to: instant
+    .optional()
+    .openapi({ param: { name: "to", in: "query" }, type: "string", format: "date-time", description: "occurred_at < to" }),
 });
 
 export const SnapshotInput = z
@@ -122,8 +127,8 @@ export const SnapshotSeriesQuery = z.object({
     .min(1)
     .max(128)
     .openapi({ param: { name: "metric", in: "query" } }),
-  from: instant.openapi({ param: { name: "from", in: "query" }, type: "string", description: "at ≥ from" }),
-  to: instant.openapi({ param: { name: "to", in: "query" }, type: "string", description: "at < to" }),
+  from: instant.openapi({ param: { name: "from", in: "query" }, type: "string", format: "date-time", description: "at ≥ from" }),
+  to: instant.openapi({ param: { name: "to", in: "query" }, type: "string", format: "date-time", description: "at < to" }),
   bucket: bucket.openapi({ param: { name: "bucket", in: "query" }, type: "string", example: "5m" }),
 });
 

@@ -223,12 +223,15 @@ export async function snapshotSeries(deps: Pick<TelemetryDeps, "db">, query: Ser
       { path: "query.bucket", message: `the range holds more than ${MAX_BUCKETS} buckets; widen the bucket`, code: "too_small" },
     ]);
   }
-  const value = sql`(${telemetrySnapshots.metrics} ->> ${query.metric})::double precision`;
+  const text = sql`(${telemetrySnapshots.metrics} ->> ${query.metric})`;
+  const value = sql`${text}::double precision`;
+  // The mean is summed in numeric: a double sum of values near the double maximum overflows (a 500).
+  const mean = sql`avg(${text}::numeric)::double precision`;
   // Buckets are aligned to `from`, so the first bucket starts exactly at the requested start.
   const bucketStart = sql`date_bin(${query.bucketSeconds} * interval '1 second', ${telemetrySnapshots.at}, ${query.from.toISOString()}::timestamptz)`;
   const result = await deps.db.execute(sql`
     select ${bucketStart} as bucket_start,
-           avg(${value}) as avg, min(${value}) as min, max(${value}) as max, count(*) as count
+           ${mean} as avg, min(${value}) as min, max(${value}) as max, count(*) as count
     from ${telemetrySnapshots}
     where ${telemetrySnapshots.source} = ${query.source}
       and ${telemetrySnapshots.at} >= ${query.from.toISOString()}::timestamptz

@@ -1,0 +1,266 @@
+import type { ArbiterClient } from "../sdk/client";
+import type { ApiKey, CreateDecisionRequest, Decision, Page, QueuedDecision, TelemetryEventRequest } from "../sdk/types";
+import { type FlagKind, integerFlag, jsonFlag, type ParsedArgs, positionals, requiredFlag, stringFlag, UsageError } from "./args";
+import { record, table } from "./output";
+
+/** What a command prints: a human-readable text and the value `--json` prints. */
+export interface Output {
+  text: string;
+  json: unknown;
+}
+
+export interface CommandContext {
+  args: ParsedArgs;
+  client: ArbiterClient;
+  /** a file's text, or standard input for "-" */
+  readText(path: string): Promise<string>;
+}
+
+export interface Command {
+  summary: string;
+  usage: string;
+  flags: Record<string, FlagKind>;
+  run(context: CommandContext): Promise<Output>;
+}
+
+const decisionRows = {
+  ID: (d: Decision) => d.id,
+  STATUS: (d: Decision) => d.status,
+  PRIORITY: (d: Decision) => d.priority,
+  KIND: (d: Decision) => d.kind,
+  TITLE: (d: Decision) => d.title,
+  CREATED: (d: Decision) => d.created_at,
+};
+const queueRows = {
+  ID: (d: QueuedDecision) => d.id,
+  PRIORITY: (d: QueuedDecision) => d.priority,
+  LEVEL: (d: QueuedDecision) => d.escalation_level,
+  KIND: (d: QueuedDecision) => d.kind,
+  TITLE: (d: QueuedDecision) => d.title,
+  EXPIRES: (d: QueuedDecision) => d.expires_at,
+};
+const keyRows = {
+  ID: (k: ApiKey) => k.id,
+  NAME: (k: ApiKey) => k.name,
+  ROLE: (k: ApiKey) => k.role,
+  STATUS: (k: ApiKey) => k.status,
+  PREFIX: (k: ApiKey) => k.display_prefix,
+  CREATED: (k: ApiKey) => k.created_at,
+  EXPIRES: (k: ApiKey) => k.expires_at,
+};
+
+const decisionOutput = (decision: Decision): Output => ({ text: record(decision), json: decision });
+
+/** A list command's output: one page (with the cursor of the next), or with --all every item. */
+async function listOutput<T>(
+  args: ParsedArgs,
+  columns: Record<string, (row: T) => unknown>,
+  page: (cursor: string | undefined) => Promise<Page<T>>,
+): Promise<Output> {
+  if (args.flags.has("all")) {
+    const all: T[] = [];
+    let cursor: string | undefined;
+    do {
+      const next = await page(cursor);
+      all.push(...next.data);
+      cursor = next.next_cursor ?? undefined;
+    } while (cursor);
+    return { text: table(all, columns), json: all };
+  }
+  const first = await page(stringFlag(args, "cursor"));
+  const more = first.next_cursor ? `\nmore: --cursor ${first.next_cursor}` : "";
+  return { text: table(first.data, columns) + more, json: first };
+}
+
+const listFlags: Record<string, FlagKind> = { limit: "string", cursor: "string", all: "boolean" };
+
+/** `{events: [...]}`, a JSON array, or one JSON event per line */
+function parseEvents(text: string): TelemetryEventRequest[] {
+  const trimmed = text.trim();
+  try {
+    const parsed = JSON.parse(trimmed) as unknown;
+    if (Array.isArray(parsed)) return parsed as TelemetryEventRequest[];
+    if (parsed && typeof parsed === "object" && Array.isArray((parsed as { events?: unknown }).events)) {
+      return (parsed as { events: TelemetryEventRequest[] }).events;
+    }
+    return [parsed as TelemetryEventRequest];
+  } catch {
+    return trimmed
+      .split("\n")
+      .filter((line) => line.trim() !== "")
+      .map((line, index) => {
+        try {
+          return JSON.parse(line) as TelemetryEventRequest;
+        } catch {
+          throw new UsageError(`events: line ${index + 1} is not JSON (give a JSON array, {"events": [...]}, or one JSON event per line)`);
+        }
+      });
+  }
+}
+
+export const COMMANDS: Record<string, Command> = {
+  "decisions list": {
+    summary: "list decisions, newest first",
+    usage: "decisions list [--status S] [--kind K] [--priority P] [--limit N] [--cursor C | --all]",
+    flags: { ...listFlags, status: "string", kind: "string", priority: "string" },
+    run: ({ args, client }) => {
+      positionals(args, []);
+      const filters = {
+        status: stringFlag(args, "status") as Decision["status"] | undefined,
+        kind: stringFlag(args, "kind"),
+        priority: stringFlag(args, "priority") as Decision["priority"] | undefined,
+        limit: integerFlag(args, "limit"),
+      };
+      return listOutput(args, decisionRows, (cursor) => client.decisions.list({ ...filters, cursor }));
+    },
+  },
+  "decisions pending": {
+    summary: "the operator queue: pending, highest priority first",
+    usage: "decisions pending [--limit N] [--cursor C | --all]",
+    flags: listFlags,
+    run: ({ args, client }) => {
+      positionals(args, []);
+      const limit = integerFlag(args, "limit");
+      return listOutput(args, queueRows, (cursor) => client.decisions.pending({ limit, cursor }));
+    },
+  },
+  "decisions get": {
+    summary: "one decision",
+    usage: "decisions get <id>",
+    flags: {},
+    run: async ({ args, client }) => decisionOutput(await client.decisions.get(positionals(args, ["id"])[0]!)),
+  },
+  "decisions create": {
+    summary: "ask for a decision",
+    usage:
+      "decisions create --kind K --title T --payload JSON [--context JSON] [--priority P] [--required-approvals N] [--expires-in S] [--on-timeout reject|approve|escalate] [--callback-url URL] [--idempotency-key K]",
+    flags: {
+      kind: "string",
+      title: "string",
+      payload: "string",
+      context: "string",
+      priority: "string",
+      "required-approvals": "string",
+      "expires-in": "string",
+      "on-timeout": "string",
+      "callback-url": "string",
+      "idempotency-key": "string",
+    },
+    run: async ({ args, client }) => {
+      positionals(args, []);
+      requiredFlag(args, "payload");
+      const request: CreateDecisionRequest = {
+        kind: requiredFlag(args, "kind"),
+        title: requiredFlag(args, "title"),
+        payload: jsonFlag(args, "payload") as CreateDecisionRequest["payload"],
+        context: jsonFlag(args, "context") as CreateDecisionRequest["context"],
+        priority: stringFlag(args, "priority") as CreateDecisionRequest["priority"],
+        required_approvals: integerFlag(args, "required-approvals"),
+        expires_in: integerFlag(args, "expires-in"),
+        on_timeout: stringFlag(args, "on-timeout") as CreateDecisionRequest["on_timeout"],
+        callback_url: stringFlag(args, "callback-url"),
+      };
+      return decisionOutput(await client.decisions.create(request, { idempotencyKey: stringFlag(args, "idempotency-key") }));
+    },
+  },
+  "decisions approve": {
+    summary: "approve a pending decision (or add one approval to its quorum)",
+    usage: "decisions approve <id> [--reason R] [--payload JSON]",
+    flags: { reason: "string", payload: "string" },
+    run: async ({ args, client }) => {
+      const [id] = positionals(args, ["id"]);
+      const payload = jsonFlag(args, "payload") as CreateDecisionRequest["payload"] | undefined;
+      return decisionOutput(await client.decisions.approve(id!, { reason: stringFlag(args, "reason"), payload }));
+    },
+  },
+  "decisions reject": {
+    summary: "reject a pending decision",
+    usage: "decisions reject <id> --reason R",
+    flags: { reason: "string" },
+    run: async ({ args, client }) => {
+      const [id] = positionals(args, ["id"]);
+      return decisionOutput(await client.decisions.reject(id!, requiredFlag(args, "reason")));
+    },
+  },
+  "decisions wait": {
+    summary: "wait for a verdict (long-poll) and print the decision",
+    usage: "decisions wait <id> [--timeout SECONDS]",
+    flags: { timeout: "string" },
+    run: async ({ args, client }) => {
+      const [id] = positionals(args, ["id"]);
+      return decisionOutput(await client.decisions.waitFor(id!, { timeoutSeconds: integerFlag(args, "timeout") }));
+    },
+  },
+  "telemetry send": {
+    summary: "send events: from a file (JSON array, {events}, or NDJSON; - for stdin) or one from flags",
+    usage:
+      "telemetry send --file PATH|-  |  telemetry send --type T --source S --severity debug|info|warn|error|critical [--attributes JSON] [--occurred-at ISO] [--id ID]",
+    flags: {
+      file: "string",
+      type: "string",
+      source: "string",
+      severity: "string",
+      attributes: "string",
+      "occurred-at": "string",
+      id: "string",
+    },
+    run: async ({ args, client, readText }) => {
+      positionals(args, []);
+      const file = stringFlag(args, "file");
+      const events = file
+        ? parseEvents(await readText(file))
+        : [
+            {
+              id: stringFlag(args, "id"),
+              type: requiredFlag(args, "type"),
+              source: requiredFlag(args, "source"),
+              severity: requiredFlag(args, "severity") as TelemetryEventRequest["severity"],
+              occurred_at: stringFlag(args, "occurred-at") ?? new Date(),
+              attributes: jsonFlag(args, "attributes") as TelemetryEventRequest["attributes"],
+            },
+          ];
+      if (events.length === 0) throw new UsageError("no events to send");
+      const result = await client.telemetry.sendEvents(events);
+      return { text: record(result), json: result };
+    },
+  },
+  "keys create": {
+    summary: "create an API key (its raw value is printed once)",
+    usage: "keys create --name N --role admin|operator|readonly|service [--permissions p1,p2] [--expires-at ISO]",
+    flags: { name: "string", role: "string", permissions: "string", "expires-at": "string" },
+    run: async ({ args, client }) => {
+      positionals(args, []);
+      const created = await client.keys.create({
+        name: requiredFlag(args, "name"),
+        role: requiredFlag(args, "role") as ApiKey["role"],
+        permissions: stringFlag(args, "permissions")?.split(",") as ApiKey["permissions"] | undefined,
+        expires_at: stringFlag(args, "expires-at"),
+      });
+      const { key, ...view } = created;
+      return { text: `${record(view)}\n\nkey: ${key}\n(shown once: store it now, it cannot be retrieved again)`, json: created };
+    },
+  },
+  "keys list": {
+    summary: "list API keys",
+    usage: "keys list [--role R] [--status active|rotating|expired|revoked] [--limit N] [--cursor C | --all]",
+    flags: { ...listFlags, role: "string", status: "string" },
+    run: ({ args, client }) => {
+      positionals(args, []);
+      const filters = {
+        role: stringFlag(args, "role") as ApiKey["role"] | undefined,
+        status: stringFlag(args, "status") as ApiKey["status"] | undefined,
+        limit: integerFlag(args, "limit"),
+      };
+      return listOutput(args, keyRows, (cursor) => client.keys.list({ ...filters, cursor }));
+    },
+  },
+  "keys revoke": {
+    summary: "revoke an API key and its tokens at once",
+    usage: "keys revoke <id>",
+    flags: {},
+    run: async ({ args, client }) => {
+      const key = await client.keys.revoke(positionals(args, ["id"])[0]!);
+      return { text: record(key), json: key };
+    },
+  },
+};

@@ -1,0 +1,105 @@
+import type { Context, MiddlewareHandler } from "hono";
+import type { AppEnv } from "./env";
+import { badRequest } from "./errors";
+
+/** Deepest nesting a JSON body may have: far beyond real payloads, far below any recursion limit. */
+export const MAX_JSON_DEPTH = 64;
+
+const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
+/** NUL (PostgreSQL text and jsonb cannot hold it) and unpaired UTF-16 surrogates (not Unicode text at all). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what this must find
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const UNSTORABLE_ALL = new RegExp(UNSTORABLE.source, "g");
+
+/** Whether PostgreSQL can store the string as text: no NUL, no unpaired surrogate. */
+export const isStorableText = (text: string) => !UNSTORABLE.test(text);
+
+/**
+ * Checks what a route receives before its schemas see it. Query and path values may hold no NUL
+ * (a percent-encoded `%00` decodes to one, and PostgreSQL fails any statement that carries it). A
+ * JSON body must be UTF-8 (invalid bytes would otherwise be replaced silently, changing what the
+ * caller sent and what its hash covers), nest at most MAX_JSON_DEPTH levels (canonical JSON, size
+ * checks and PostgreSQL's jsonb parser all recurse), and hold no string the database cannot store
+ * nor a number beyond double range. Each is a 400 naming the problem, where it would otherwise be a
+ * silent change or a 500. The body stays cached for the route's validator.
+ */
+export function inputGuard(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const values = [
+      ...Object.entries(c.req.queries()).map(([name, items]) => [`query.${name}`, [name, ...items]] as const),
+      ...Object.entries(c.req.param() as Record<string, string>).map(([name, value]) => [`param.${name}`, [value]] as const),
+    ];
+    for (const [path, items] of values) {
+      if (items.some((item) => UNSTORABLE.test(item)))
+        throw badRequest("validation_failed", "request validation failed", [unstorableString(path)]);
+    }
+    if (JSON_MEDIA_TYPE.test(c.req.header("content-type") ?? "")) await checkJsonBody(c);
+    await next();
+  };
+}
+
+async function checkJsonBody(c: Context<AppEnv>): Promise<void> {
+  const bytes = await c.req.arrayBuffer();
+  if (bytes.byteLength === 0) return;
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw badRequest("malformed_json", "request body is not valid UTF-8");
+  }
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    throw badRequest("json_too_deep", `request body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw badRequest("malformed_json", "request body is not valid JSON");
+  }
+  const problem = unstorableAt(value, "json");
+  if (problem) throw badRequest("validation_failed", "request validation failed", [problem]);
+}
+
+const unstorableString = (path: string) => ({
+  path: path.replace(UNSTORABLE_ALL, "\ufffd"),
+  message: "NUL characters and unpaired UTF-16 surrogates are not accepted",
+  code: "invalid_string",
+});
+
+/** Counts brackets outside strings, without parsing: safe on input that would overflow a recursive parser. */
+function nestsDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (ch === 0x22) inString = false;
+    } else if (ch === 0x22) inString = true;
+    else if (ch === 0x5b || ch === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (ch === 0x5d || ch === 0x7d) depth--;
+  }
+  return false;
+}
+
+/**
+ * The first value that cannot be stored as sent, as a validation detail: a string (value or key)
+ * holding NUL or an unpaired surrogate, or a number beyond double range (JSON.parse makes 1e309
+ * Infinity, which JSON.stringify would then write as null). Undefined when there is none.
+ */
+function unstorableAt(value: unknown, path: string): { path: string; message: string; code: string } | undefined {
+  if (typeof value === "string" && UNSTORABLE.test(value)) return unstorableString(path);
+  if (typeof value === "number" && !Number.isFinite(value)) {
+    return { path, message: "number is out of range (beyond ±1.7976931348623157e308)", code: "too_big" };
+  }
+  if (value === null || typeof value !== "object") return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const itemPath = `${path}.${key}`;
+    if (UNSTORABLE.test(key)) return unstorableString(itemPath);
+    const found = unstorableAt(item, itemPath);
+    if (found) return found;
+  }
+  return undefined;
+}

@@ -1,0 +1,204 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import type { Role } from "../../src/db/schema";
+import { notifierOf } from "../../src/decisions/service";
+import { samplePayload } from "../decisions/helpers";
+import { startTestApp, type TestApp } from "../helpers/app";
+import { clientAs } from "../sdk/support";
+
+/** The `arbiter` CLI as a real subprocess against the real app. */
+const ROOT = join(import.meta.dir, "../..");
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp();
+});
+afterAll(() => t.close());
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `bun run src/cli/main.ts …` with ARBITER_URL and the role's key in the environment (or none). */
+function spawnCli(args: string[], options: { as?: Role | null; env?: Record<string, string>; stdin?: string } = {}) {
+  const { ARBITER_URL: _url, ARBITER_API_KEY: _key, ...inherited } = process.env;
+  const role = options.as === undefined ? "admin" : options.as;
+  const env: Record<string, string | undefined> = {
+    ...inherited,
+    ARBITER_URL: t.url,
+    ...(role ? { ARBITER_API_KEY: t.keys[role] } : {}),
+    ...options.env,
+  };
+  const child = Bun.spawn(["bun", "run", "src/cli/main.ts", ...args], {
+    cwd: ROOT,
+    env,
+    stdin: options.stdin === undefined ? "ignore" : new TextEncoder().encode(options.stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  return {
+    done: (async (): Promise<Run> => {
+      const [stdout, stderr, code] = await Promise.all([
+        new Response(child.stdout).text(),
+        new Response(child.stderr).text(),
+        child.exited,
+      ]);
+      return { code, stdout, stderr };
+    })(),
+  };
+}
+const cli = (args: string[], options: Parameters<typeof spawnCli>[1] = {}) => spawnCli(args, options).done;
+
+const createDecision = (kind = "deploy", title = "Deploy checkout") =>
+  clientAs(t, "service").decisions.create({ kind, title, payload: samplePayload });
+
+describe("decisions", () => {
+  test("list prints a table by default and the page as JSON with --json", async () => {
+    const kind = `cli.${crypto.randomUUID().slice(0, 8)}`;
+    const first = await createDecision(kind, "First change");
+    const second = await createDecision(kind, "Second change");
+
+    const table = await cli(["decisions", "list", "--kind", kind]);
+    expect(table.code).toBe(0);
+    const lines = table.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^ID\s+STATUS\s+PRIORITY\s+KIND\s+TITLE\s+CREATED$/);
+    expect(lines.slice(1).map((line) => line.split(/\s+/)[0])).toEqual([second.id, first.id]);
+    expect(lines[1]).toContain("Second change");
+
+    const json = await cli(["decisions", "list", "--kind", kind, "--json", "--limit", "1"]);
+    expect(json.code).toBe(0);
+    const page = JSON.parse(json.stdout);
+    expect(page.data.map((d: { id: string }) => d.id)).toEqual([second.id]);
+    expect(page.next_cursor).toBeString();
+
+    const all = await cli(["decisions", "list", "--kind", kind, "--limit", "1", "--all", "--json"]);
+    expect(JSON.parse(all.stdout).map((d: { id: string }) => d.id)).toEqual([second.id, first.id]);
+  });
+
+  test("approve as an operator; get shows the verdict", async () => {
+    const decision = await createDecision();
+    const approved = await cli(["decisions", "approve", decision.id, "--reason", "looks good"], { as: "operator" });
+    expect(approved.code).toBe(0);
+    expect(approved.stdout).toMatch(/^status:\s+approved$/m);
+    expect((await clientAs(t, "admin").decisions.get(decision.id)).resolution_reason).toBe("looks good");
+
+    const shown = JSON.parse((await cli(["decisions", "get", decision.id, "--json"])).stdout);
+    expect(shown).toMatchObject({ id: decision.id, status: "approved" });
+  });
+
+  test("wait blocks until another client decides, then prints the decision", async () => {
+    const decision = await createDecision();
+    const notifier = notifierOf(t.deps);
+    const parkedBefore = notifier.waiting;
+    const waiting = spawnCli(["decisions", "wait", decision.id, "--timeout", "30", "--json"], { as: "service" });
+    while (notifier.waiting === parkedBefore) await Bun.sleep(10);
+    await clientAs(t, "operator").decisions.reject(decision.id, "too risky");
+    const run = await waiting.done;
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ id: decision.id, status: "rejected", resolution_reason: "too risky" });
+  });
+
+  test("create with an idempotency key answers the same decision twice; pending lists it", async () => {
+    const args = ["decisions", "create", "--kind", "cli.create", "--title", "From the CLI", "--payload", '{"b":2,"a":1}'];
+    const key = ["--idempotency-key", crypto.randomUUID(), "--json"];
+    const first = await cli([...args, ...key], { as: "service" });
+    expect(first.code).toBe(0);
+    const created = JSON.parse(first.stdout);
+    expect(created).toMatchObject({ kind: "cli.create", payload: { a: 1, b: 2 }, status: "pending" });
+    const again = JSON.parse((await cli([...args, ...key], { as: "service" })).stdout);
+    expect(again.id).toBe(created.id);
+
+    const pending = await cli(["decisions", "pending", "--all"], { as: "operator" });
+    expect(pending.code).toBe(0);
+    expect(pending.stdout).toContain(created.id);
+  });
+});
+
+describe("telemetry and keys", () => {
+  test("telemetry send reads NDJSON from stdin, or one event from flags", async () => {
+    const source = `cli-${crypto.randomUUID().slice(0, 8)}`;
+    const at = new Date().toISOString();
+    const ndjson = [1, 2, 3]
+      .map((i) => JSON.stringify({ type: "job", source, severity: "info", occurred_at: at, attributes: { i } }))
+      .join("\n");
+    const fromStdin = await cli(["telemetry", "send", "--file", "-", "--json"], { as: "service", stdin: ndjson });
+    expect(fromStdin.code).toBe(0);
+    expect(JSON.parse(fromStdin.stdout)).toEqual({ received: 3, accepted: 3, duplicates: 0 });
+
+    const single = await cli(["telemetry", "send", "--type", "job", "--source", source, "--severity", "warn"], { as: "service" });
+    expect(single.code).toBe(0);
+    expect(single.stdout).toMatch(/^accepted:\s+1$/m);
+  });
+
+  test("keys create prints the new key once; list shows it; revoke revokes it", async () => {
+    const created = await cli(["keys", "create", "--name", "cli-made", "--role", "readonly", "--json"]);
+    expect(created.code).toBe(0);
+    const key = JSON.parse(created.stdout);
+    expect(key.key).toMatch(/^arb_/);
+
+    const list = await cli(["keys", "list", "--role", "readonly", "--all"]);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toContain(key.id);
+    expect(list.stdout).not.toContain(key.key);
+
+    const revoked = await cli(["keys", "revoke", key.id]);
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout).toMatch(/^status:\s+revoked$/m);
+    const again = await cli(["keys", "revoke", key.id]);
+    expect(again.code).toBe(1);
+  });
+});
+
+describe("exit codes and secrecy", () => {
+  test("an API error exits 1 with its code; the configured key is never printed", async () => {
+    const missing = await cli(["decisions", "get", crypto.randomUUID()]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^arbiter: not_found: .*\(HTTP 404, request \S+\)$/m);
+    expect(missing.stdout).toBe("");
+
+    const decision = await createDecision();
+    const forbidden = await cli(["decisions", "approve", decision.id, "--key", t.keys.readonly], { as: null });
+    expect(forbidden.code).toBe(1);
+    expect(forbidden.stderr).toContain("forbidden");
+    const badKey = `arb_${"Z".repeat(49)}`;
+    const unknown = await cli(["decisions", "list", "--url", t.url], { as: null, env: { ARBITER_API_KEY: badKey } });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain("invalid_key");
+    for (const run of [missing, forbidden, unknown]) {
+      for (const secret of [t.keys.admin, t.keys.readonly, badKey]) expect(run.stdout + run.stderr).not.toContain(secret);
+    }
+  });
+
+  test("usage errors exit 2 and name the problem", async () => {
+    const cases: [string[], RegExp][] = [
+      [["decisions", "explode"], /unknown command "decisions explode"/],
+      [["decisions", "get"], /missing <id>/],
+      [["decisions", "get", "a", "b"], /unexpected argument "b"/],
+      [["decisions", "list", "--colour"], /unknown option --colour/],
+      [["decisions", "list", "--limit", "ten"], /--limit must be a whole number/],
+      [["decisions", "create", "--kind", "x", "--title", "t", "--payload", "{nope"], /--payload must be valid JSON/],
+      [["decisions", "reject", crypto.randomUUID()], /--reason is required/],
+      [["telemetry", "send", "--file", "/nonexistent/events.json"], /cannot read/],
+    ];
+    for (const [args, message] of cases) {
+      const run = await cli(args);
+      expect({ args, code: run.code }).toEqual({ args, code: 2 });
+      expect(run.stderr).toMatch(message);
+    }
+    const noUrl = await cli(["decisions", "list"], { env: { ARBITER_URL: "" } });
+    expect(noUrl.code).toBe(2);
+    expect(noUrl.stderr).toContain("ARBITER_URL");
+    const noKey = await cli(["decisions", "list"], { as: null });
+    expect(noKey.code).toBe(2);
+    expect(noKey.stderr).toContain("ARBITER_API_KEY");
+  });
+
+  test("help lists every command and exits 0", async () => {
+    const help = await cli(["help"], { as: null });
+    expect(help.code).toBe(0);
+    for (const command of ["decisions list", "decisions wait", "telemetry send", "keys create", "keys revoke"]) {
+      expect(help.stdout).toContain(`arbiter ${command}`);
+    }
+  });
+});
