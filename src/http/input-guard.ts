@@ -19,9 +19,9 @@ export const isStorableText = (text: string) => !UNSTORABLE.test(text);
  * (a percent-encoded `%00` decodes to one, and PostgreSQL fails any statement that carries it). A
  * JSON body must be UTF-8 (invalid bytes would otherwise be replaced silently, changing what the
  * caller sent and what its hash covers), nest at most MAX_JSON_DEPTH levels (canonical JSON, size
- * checks and PostgreSQL's jsonb parser all recurse), and hold no string the database cannot store
- * nor a number beyond double range. Each is a 400 naming the problem, where it would otherwise be a
- * silent change or a 500. The body stays cached for the route's validator.
+ * checks and PostgreSQL's jsonb parser all recurse), and hold no string the database cannot store,
+ * no number beyond double range and no `__proto__` key. Each is a 400 naming the problem, where it
+ * would otherwise be a silent change or a 500. The body stays cached for the route's validator.
  */
 export function inputGuard(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -73,8 +73,8 @@ function nestsDeeperThan(text: string, limit: number): boolean {
   for (let i = 0; i < text.length; i++) {
     const ch = text.charCodeAt(i);
     if (inString) {
-      if (ch === 0x5c)
-        i++; // backslash: skip the escaped character
+      // a backslash escapes the next character; a quote ends the string
+      if (ch === 0x5c) i++;
       else if (ch === 0x22) inString = false;
     } else if (ch === 0x22) inString = true;
     else if (ch === 0x5b || ch === 0x7b) {
@@ -98,6 +98,9 @@ function unstorableAt(value: unknown, path: string): { path: string; message: st
   for (const [key, item] of Object.entries(value)) {
     const itemPath = `${path}.${key}`;
     if (UNSTORABLE.test(key)) return unstorableString(itemPath);
+    // Copying a parsed object (as every schema does) turns a `__proto__` key into a prototype: the
+    // field would vanish from what is stored and hashed, so the caller's data would change silently.
+    if (key === "__proto__") return { path: itemPath, message: "the key __proto__ is not accepted", code: "invalid_key" };
     const found = unstorableAt(item, itemPath);
     if (found) return found;
   }

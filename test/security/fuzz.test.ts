@@ -158,7 +158,8 @@ const HOSTILE_JSON: Hostile[] = [
   { label: "null", value: null, invalidFor: wrongType("null") },
   { label: "array", value: ["a", 1], invalidFor: wrongType("array") },
   { label: "object", value: { a: 1 }, invalidFor: wrongType("object") },
-  { label: "proto pollution", value: JSON.parse('{"__proto__":{"admin":true},"constructor":{"prototype":{"x":1}}}') },
+  { label: "__proto__ key", value: new Raw('{"__proto__":{"admin":true}}'), alwaysInvalid: true },
+  { label: "constructor key", value: { constructor: { prototype: { admin: true } } }, invalidFor: wrongType("object") },
   { label: "empty string", value: "", invalidFor: wrongType("string") },
   { label: "100k string", value: "x".repeat(100_000), invalidFor: wrongType("string") },
   { label: "SQL", value: "'; drop table decisions; --", invalidFor: wrongType("string") },
@@ -357,8 +358,8 @@ function queryCases(op: Operation, as: Role): Case[] {
     for (const { value, mustReject } of values) {
       const query = validQuery(op);
       query.delete(p.name);
-      const path2 = `${path}?${query}${query.size ? "&" : ""}${p.name}=${value}`;
-      cases.push({ label: `?${p.name}=${value.slice(0, 40)}`, method: op.method, path: path2, as, mustReject });
+      const url = `${path}?${query}${query.size ? "&" : ""}${p.name}=${value}`;
+      cases.push({ label: `?${p.name}=${value.slice(0, 40)}`, method: op.method, path: url, as, mustReject });
     }
     const query = validQuery(op);
     query.set(p.name, String(validValue(p.schema)));
@@ -429,6 +430,7 @@ function bodyCases(op: Operation, as: Role): Case[] {
     whole("JSON with a bogus charset", baseText, { "Content-Type": "application/json; charset=utf-16" }, false),
     whole("unknown field", toJsonText({ ...base, zz_unknown: 1 })),
     whole("NUL key", toJsonText({ ...base, "\u0000": 1 })),
+    whole("__proto__ key", `{"__proto__":{"admin":true}${baseText === "{}" ? "}" : `,${baseText.slice(1)}`}`),
   ];
   for (const name of schema.required ?? []) {
     const { [name]: _, ...rest } = base;
@@ -674,6 +676,36 @@ describe("hostile headers", () => {
     }
   });
 
+  test("a garbage Last-Event-ID is a 400 on the event stream", async () => {
+    for (const lastEventId of ["abc", "-1", "1e3", "9".repeat(16), "1 2", "0x10"]) {
+      const response = await fetch(`${t.url}/v1/decisions/stream`, {
+        headers: { "X-API-Key": t.keys.readonly, "Last-Event-ID": lastEventId },
+      });
+      expect([lastEventId, response.status]).toEqual([lastEventId, 400]);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe("invalid_last_event_id");
+    }
+  });
+
+  test("a chunked body over the size limit is a 413, not an unhandled error", async () => {
+    const chunk = new TextEncoder().encode(`{"kind":"deploy","title":"t","payload":"${"y".repeat(600_000)}`);
+    const tail = new TextEncoder().encode(`${"y".repeat(600_000)}"}`);
+    const body = new ReadableStream({
+      start(controller) {
+        controller.enqueue(chunk);
+        controller.enqueue(tail);
+        controller.close();
+      },
+    });
+    const response = await fetch(`${t.url}/v1/decisions`, {
+      method: "POST",
+      headers: { "X-API-Key": t.keys.service, "Content-Type": "application/json" },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    expect(response.status).toBe(413);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe("payload_too_large");
+  });
+
   test("garbage credentials are a 401 JSON error", async () => {
     const credentials: Record<string, string>[] = [
       { "X-API-Key": "arb_".padEnd(53, "\u00ff") },
@@ -733,6 +765,16 @@ describe("the inputs that used to fail", () => {
       body: bytes,
     });
     expect(await errorOf(response)).toMatchObject({ status: 400, code: "malformed_json" });
+  });
+
+  test("a __proto__ key is a 400, not silently dropped from what is stored and hashed", async () => {
+    const payload = await post("/v1/decisions", '{"kind":"deploy","title":"t","payload":{"__proto__":{"rm":"-rf"},"a":1}}');
+    expect(await errorOf(payload)).toMatchObject({ status: 400, details: [{ path: "json.payload.__proto__", code: "invalid_key" }] });
+    const metrics = await post("/v1/telemetry/snapshots", '{"source":"s","metrics":{"__proto__":5,"a":1}}');
+    expect(await errorOf(metrics)).toMatchObject({ status: 400, details: [{ path: "json.metrics.__proto__" }] });
+    // Any other key is data like any other and round-trips.
+    const created = await post("/v1/decisions", '{"kind":"deploy","title":"t","payload":{"constructor":{"prototype":1}}}');
+    expect(((await created.json()) as { payload: unknown }).payload).toEqual({ constructor: { prototype: 1 } });
   });
 
   test("a JSON null payload is stored and read back as null", async () => {
