@@ -12,15 +12,11 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { closedPort, postgresReachable, REAL_POSTGRES_URL, spawnArbiter, tempDir } from "../test/foundation/support";
 import { createScratchDatabase } from "../test/helpers/db";
+import { median } from "./lib/load";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const OUTPUT = process.env.BENCH_OUTPUT ?? "bench/results/startup.json";
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
 const ms = (n: number) => Math.round(n * 10) / 10;
 
 interface Run {

@@ -20,6 +20,7 @@ import { instrumentDatabase } from "../src/observability/database";
 import { createLogger } from "../src/observability/logger";
 import { createMetricsRegistry } from "../src/observability/metrics";
 import { createScratchDatabase } from "../test/helpers/db";
+import { median } from "./lib/load";
 
 const BATCH = 1_000;
 const BATCHES_PER_SAMPLE = Number(process.env.BENCH_BATCHES ?? 20);
@@ -30,12 +31,6 @@ if (!serverUrl) {
   console.error("bench/telemetry: set DATABASE_URL to a PostgreSQL server (a scratch database is created on it)");
   process.exit(2);
 }
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 const scratch = await createScratchDatabase(serverUrl);
 const config = loadConfig({ DATABASE_URL: scratch.url, LOG_LEVEL: "warn" });
