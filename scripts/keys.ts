@@ -16,7 +16,9 @@ import { createAuthAudit } from "../src/auth/audit";
 import { generateApiKey } from "../src/auth/key-format";
 import { createKey, KEY_STATUSES, type KeyStatus, keyView, listKeys, revokeKey, rotateKey } from "../src/auth/keys-service";
 import { PERMISSIONS, type Permission } from "../src/auth/rbac";
+import { publishRevocation } from "../src/auth/revocations";
 import { rotateSigningKey } from "../src/auth/tokens";
+import { createCache } from "../src/cache";
 import { ConfigError, loadConfig } from "../src/config";
 import { isUuid } from "../src/db/ids";
 import { ROLES, type Role } from "../src/db/schema";
@@ -75,7 +77,14 @@ const logger = createLogger({ level: "warn" });
 const database = await openDatabase(config);
 if (config.RUN_MIGRATIONS) await database.migrate();
 const db = database.db;
-const deps = { db, clock: systemClock, audit: createAuthAudit({ db, clock: systemClock, logger }) };
+// Running replicas sharing this Redis (or Upstash) drop a revoked or rotated key at once.
+const cache = createCache(config);
+const deps = {
+  db,
+  clock: systemClock,
+  audit: createAuthAudit({ db, clock: systemClock, logger }),
+  forgetKey: (row: { id: string }) => publishRevocation({ cache, logger }, { kind: "key", id: row.id }),
+};
 const local = { address: "local", userAgent: "bun run keys" };
 const print = (value: unknown) => console.log(JSON.stringify(value, null, 2));
 
@@ -134,5 +143,5 @@ try {
   console.error(`keys: ${error.code}: ${error.message}`);
   process.exitCode = 1;
 } finally {
-  await database.close();
+  await Promise.allSettled([cache.close(), database.close()]);
 }

@@ -12,8 +12,8 @@ export interface KeyServiceDeps {
   db: Database;
   clock: Clock;
   audit: AuthAudit;
-  /** drops a changed key from this replica's verification cache */
-  forgetKey?: (row: ApiKeyRow) => void;
+  /** drops a changed key from the verification caches: this replica's at once, the others' by broadcast */
+  forgetKey?: (row: ApiKeyRow) => Promise<void>;
 }
 
 /** Who asks for a change: an authenticated principal, or null for the local `keys` script (full power). */
@@ -147,7 +147,7 @@ export async function revokeKey(deps: KeyServiceDeps, actor: Actor, id: string, 
     await deps.audit.write(tx, { ...meta, action: "key.revoke", outcome: "success", actorKeyId: actor?.keyId, targetId: id });
     return updated;
   });
-  deps.forgetKey?.(row);
+  await deps.forgetKey?.(row);
   return row;
 }
 
@@ -201,6 +201,6 @@ export async function rotateKey(deps: KeyServiceDeps, actor: Actor, id: string, 
     });
     return { ...created, old: retired! };
   });
-  deps.forgetKey?.(result.old);
+  await deps.forgetKey?.(result.old);
   return result;
 }

@@ -9,6 +9,7 @@ import { ApiError } from "../http/errors";
 import type { Logger } from "../observability/logger";
 import type { AuthAudit, RequestMeta } from "./audit";
 import { clientAddress, hitWindow, peekWindow, rateLimitHeaders, type WindowState } from "./rate-limit";
+import type { RevocationListener } from "./revocations";
 import { AuthFailure, type CredentialVerifier } from "./verifier";
 
 /** Reads the credential from `X-API-Key` or `Authorization: Bearer`; undefined when none was sent. */
@@ -38,6 +39,7 @@ export interface GuardDeps {
   clock: Clock;
   logger: Logger;
   verifier: CredentialVerifier;
+  revocations: RevocationListener;
   audit: AuthAudit;
   authFailures: Counter;
   rateLimitRejections: Counter;
@@ -93,8 +95,16 @@ export function authenticate(deps: GuardDeps): MiddlewareHandler<AppEnv> {
       }
     };
 
+    // Subscribed lazily, so building the app stays free of I/O; awaited before the first lookup
+    // whose result is cached, so no credential is cached while this replica is deaf to revocations
+    // (unless the pub/sub is down: then AUTH_CACHE_TTL_MS is the bound).
+    const beforeSlowPath = async () => {
+      await refuseWhenThrottled();
+      await deps.revocations.listen();
+    };
+
     try {
-      const principal = await deps.verifier.verify(raw, refuseWhenThrottled);
+      const principal = await deps.verifier.verify(raw, beforeSlowPath);
       c.set("principal", principal);
       deps.audit.record({ ...meta, action: "authenticate", outcome: "success", actorKeyId: principal.keyId, targetId: principal.tokenId });
     } catch (error) {

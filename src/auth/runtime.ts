@@ -2,6 +2,7 @@ import type { AppDeps } from "../deps";
 import { type AuthAudit, createAuthAudit } from "./audit";
 import type { KeyServiceDeps } from "./keys-service";
 import type { GuardDeps } from "./middleware";
+import { createRevocationListener, publishRevocation } from "./revocations";
 import type { SessionDeps } from "./sessions";
 import { createTokenSigner, type TokenSigner } from "./tokens";
 import { type CredentialVerifier, createVerifier } from "./verifier";
@@ -29,19 +30,35 @@ export function createAuthRuntime(deps: AppDeps): AuthRuntime {
     ttlMs: deps.config.AUTH_CACHE_TTL_MS,
     clockToleranceSeconds: deps.config.TOKEN_CLOCK_TOLERANCE_SECONDS,
   });
+  // Revocations apply here at once and reach the other replicas through the cache's pub/sub.
+  const revocations = createRevocationListener({
+    cache: deps.cache,
+    logger: deps.logger,
+    now: () => deps.clock.now().getTime(),
+    onRevocation: (revocation) => (revocation.kind === "key" ? verifier.forgetKey(revocation.id) : verifier.forgetSession(revocation.jti)),
+  });
+  const forgetKey = async (row: { id: string }) => {
+    verifier.forgetKey(row.id);
+    await publishRevocation(deps, { kind: "key", id: row.id });
+  };
+  const forgetSession = async (jti: string) => {
+    verifier.forgetSession(jti);
+    await publishRevocation(deps, { kind: "session", jti });
+  };
   return {
     deps,
     audit,
     signer,
     verifier,
-    keyService: { db, clock: deps.clock, audit, forgetKey: (row) => verifier.forgetKey(row) },
-    sessions: { db, clock: deps.clock, audit, signer, config: deps.config, forgetSession: (jti) => verifier.forgetSession(jti) },
+    keyService: { db, clock: deps.clock, audit, forgetKey },
+    sessions: { db, clock: deps.clock, audit, signer, config: deps.config, forgetSession },
     guard: {
       config: deps.config,
       cache: deps.cache,
       clock: deps.clock,
       logger: deps.logger,
       verifier,
+      revocations,
       audit,
       authFailures: deps.meter.createCounter("arbiter.auth.failures", { description: "Failed authentication attempts, by reason" }),
       rateLimitRejections: deps.meter.createCounter("arbiter.rate_limit.rejections", {

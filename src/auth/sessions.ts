@@ -15,7 +15,8 @@ export interface SessionDeps {
   audit: AuthAudit;
   signer: TokenSigner;
   config: TokenConfig;
-  forgetSession?: (jti: string) => void;
+  /** as KeyServiceDeps.forgetKey, for a revoked token */
+  forgetSession?: (jti: string) => Promise<void>;
 }
 
 export interface IssueInput {
@@ -72,6 +73,6 @@ export async function revokeToken(deps: SessionDeps, actor: Principal, jti: stri
     await deps.audit.write(tx, { ...meta, action: "token.revoke", outcome: "success", actorKeyId: actor.keyId, targetId: jti });
     return updated;
   });
-  deps.forgetSession?.(jti);
+  await deps.forgetSession?.(jti);
   return row;
 }

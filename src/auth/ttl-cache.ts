@@ -7,6 +7,8 @@ export interface TtlCache<V> {
   get(key: string): V | undefined;
   set(key: string, value: V): void;
   delete(key: string): void;
+  /** drops every entry whose value matches: for lookups by something other than the key */
+  deleteWhere(matches: (value: V) => boolean): void;
 }
 
 export function createTtlCache<V>(options: { ttlMs: number; now: () => number; maxEntries?: number }): TtlCache<V> {
@@ -33,6 +35,9 @@ export function createTtlCache<V>(options: { ttlMs: number; now: () => number; m
     },
     delete(key) {
       entries.delete(key);
+    },
+    deleteWhere(matches) {
+      for (const [key, entry] of entries) if (matches(entry.value)) entries.delete(key);
     },
   };
 }

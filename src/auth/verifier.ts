@@ -36,14 +36,15 @@ export interface CredentialVerifier {
    * check): failed-authentication throttling hooks in there, since guessing never hits the cache.
    */
   verify(raw: string, beforeSlowPath?: () => Promise<void>): Promise<Principal>;
-  /** Drops a key from this replica's cache at once (revocation, rotation). */
-  forgetKey(row: Pick<ApiKeyRow, "id" | "keyHash">): void;
+  /** Drops a key from this replica's cache at once (revocation, rotation, or a broadcast of one). */
+  forgetKey(id: string): void;
   forgetSession(jti: string): void;
 }
 
 /**
  * Credential verification with an in-process cache of key and session lookups. A cached entry
- * lives `ttlMs`: the bound on how long another replica may still accept a key revoked elsewhere.
+ * lives `ttlMs`: the bound on how long another replica may still accept a key revoked elsewhere
+ * when the revocation broadcast (src/auth/revocations.ts) does not reach it.
  * Expiry and revocation times are checked on every request, so a future `revoked_at` (rotation
  * grace) ends exactly on time even for a cached key.
  */
@@ -63,6 +64,9 @@ export function createVerifier(deps: {
   // Verified token claims, keyed by the token's SHA-256 (the token itself is not kept).
   const verifiedTokens = createTtlCache<TokenClaims>({ ttlMs: deps.ttlMs, now });
   const lastTouched = new Map<string, number>();
+  // Counts revocations seen. A row read before one arrived may predate it (the read raced the
+  // revoking transaction), so it answers its own request but is not cached.
+  let revocationsSeen = 0;
 
   const remember = (row: ApiKeyRow) => {
     keysByHash.set(row.keyHash, row);
@@ -102,10 +106,11 @@ export function createVerifier(deps: {
     if (!row) {
       await slowPath();
       if (!isWellFormedApiKey(raw)) throw new AuthFailure("invalid_key", "the API key is malformed");
+      const seen = revocationsSeen;
       row = await findApiKeyByHash(deps.db, hash);
       // Unknown and wrong keys end here alike; the comparison below is constant-time either way.
       if (!row) throw new AuthFailure("invalid_key", "the API key is not valid");
-      remember(row);
+      if (seen === revocationsSeen) remember(row);
     }
     if (!constantTimeEqual(encoder.encode(row.keyHash), encoder.encode(hash)))
       throw new AuthFailure("invalid_key", "the API key is not valid");
@@ -133,9 +138,10 @@ export function createVerifier(deps: {
     let session = sessions.get(claims.jti);
     if (!session) {
       await slowPath();
+      const seen = revocationsSeen;
       [session] = await deps.db.select().from(operatorSessions).where(eq(operatorSessions.id, claims.jti)).limit(1);
       if (!session || session.keyId !== claims.sub) throw new AuthFailure("invalid_token", "the token is not known to this server");
-      sessions.set(claims.jti, session);
+      if (seen === revocationsSeen) sessions.set(claims.jti, session);
     }
     if (session.revokedAt && session.revokedAt.getTime() <= now()) {
       throw new AuthFailure("token_revoked", "the token has been revoked", session.keyId);
@@ -143,9 +149,10 @@ export function createVerifier(deps: {
     let key = keysById.get(session.keyId);
     if (!key) {
       await slowPath();
+      const seen = revocationsSeen;
       key = await findApiKeyById(deps.db, session.keyId);
       if (!key) throw new AuthFailure("invalid_token", "the token's key no longer exists");
-      remember(key);
+      if (seen === revocationsSeen) remember(key);
     }
     // Revoking (or expiring) the parent key ends its tokens too.
     assertUsable(key);
@@ -168,11 +175,14 @@ export function createVerifier(deps: {
       if (raw.split(".").length === 3) return verifyToken(raw, slowPath);
       throw new AuthFailure("invalid_key", "the credential is neither an API key nor a service token");
     },
-    forgetKey(row) {
-      keysByHash.delete(row.keyHash);
-      keysById.delete(row.id);
+    forgetKey(id) {
+      revocationsSeen++;
+      keysById.delete(id);
+      // Broadcasts name the key by id only, so the by-hash entry is found by its row.
+      keysByHash.deleteWhere((row) => row.id === id);
     },
     forgetSession(jti) {
+      revocationsSeen++;
       sessions.delete(jti);
     },
   };

@@ -2,6 +2,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { REVOCATION_CHANNEL } from "../../src/auth/revocations";
+import { createRedisCache } from "../../src/cache/redis";
+import { waitFor } from "../foundation/support";
+import { uniquePrefix } from "../helpers/cache";
 import { createScratchDatabase } from "../helpers/db";
 
 /** `bun run keys …` against its own database: embedded (a temporary DATA_DIR) or a scratch PostgreSQL database. */
@@ -21,9 +25,12 @@ beforeAll(async () => {
 }, 30_000);
 afterAll(() => cleanup());
 
-function keys(...args: string[]) {
+function keys(...args: [...string[], Record<string, string>] | string[]) {
+  const extra = typeof args.at(-1) === "object" ? (args.pop() as Record<string, string>) : {};
   const { PATH, HOME } = process.env;
-  const result = Bun.spawnSync(["bun", "run", "scripts/keys.ts", ...args], { env: { PATH, HOME, LOG_LEVEL: "silent", ...env } });
+  const result = Bun.spawnSync(["bun", "run", "scripts/keys.ts", ...(args as string[])], {
+    env: { PATH, HOME, LOG_LEVEL: "silent", ...env, ...extra },
+  });
   return { code: result.exitCode, out: result.stdout.toString(), err: result.stderr.toString() };
 }
 
@@ -52,6 +59,26 @@ describe("bun run keys", () => {
     expect(again.code).toBe(1);
     expect(again.err).toContain("key_revoked");
   }, 60_000);
+
+  test.skipIf(!process.env.REDIS_URL)(
+    "revoke broadcasts the key id to the replicas sharing the Redis",
+    async () => {
+      const prefix = uniquePrefix();
+      const listener = createRedisCache({ url: process.env.REDIS_URL!, prefix });
+      const messages: string[] = [];
+      await listener.subscribe(REVOCATION_CHANNEL, (message) => messages.push(message));
+      try {
+        const key = JSON.parse(keys("create", "--name", "broadcast", "--role", "readonly").out) as { id: string };
+        const revoked = keys("revoke", key.id, { REDIS_URL: process.env.REDIS_URL!, CACHE_PREFIX: prefix });
+        expect(revoked.code).toBe(0);
+        await waitFor(() => messages.length > 0, "the script's revocation broadcast");
+        expect(messages.map((m) => JSON.parse(m))).toEqual([{ kind: "key", id: key.id }]);
+      } finally {
+        await listener.close();
+      }
+    },
+    60_000,
+  );
 
   test("bad usage exits 2 with a message", () => {
     const bad = keys("create", "--name", "x", "--role", "root");
