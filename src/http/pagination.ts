@@ -12,7 +12,8 @@ import { inInstantRange } from "./instant";
 export const DEFAULT_LIMIT = 50;
 export const MAX_LIMIT = 500;
 
-export const PaginationQuery = z.object({
+// Strict: a misspelt filter (`?sevrity=error`) is a 400, never silently ignored into a wider result.
+export const PaginationQuery = z.strictObject({
   limit: z.coerce
     .number()
     .int()

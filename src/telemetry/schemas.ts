@@ -109,7 +109,7 @@ export const Snapshot = z
   .object({ id: z.string(), source: z.string(), at: z.string(), metrics: z.record(z.string(), z.number()), received_at: z.string() })
   .openapi("Snapshot");
 
-export const LatestSnapshotQuery = z.object({ source: name("source").openapi({ param: { name: "source", in: "query" } }) });
+export const LatestSnapshotQuery = z.strictObject({ source: name("source").openapi({ param: { name: "source", in: "query" } }) });
 
 /** `30s`, `5m`, `1h`, `1d` → seconds */
 const BUCKET_UNITS = { s: 1, m: 60, h: 3_600, d: 86_400 } as const;
@@ -120,7 +120,7 @@ const bucket = z
   .transform((value) => Number(value.slice(0, -1)) * BUCKET_UNITS[value.at(-1) as keyof typeof BUCKET_UNITS])
   .refine((seconds) => seconds <= 31 * 86_400, "bucket may be at most 31 days");
 
-export const SnapshotSeriesQuery = z.object({
+export const SnapshotSeriesQuery = z.strictObject({
   source: name("source").openapi({ param: { name: "source", in: "query" } }),
   metric: z
     .string()

@@ -181,6 +181,7 @@ describe("GET /v1/telemetry/events — filters and pagination", () => {
     ["a limit over the maximum", "limit=501", "validation_failed"],
     ["from after to", `from=${encodeURIComponent(minutesAgo(1))}&to=${encodeURIComponent(minutesAgo(5))}`, "validation_failed"],
     ["a malformed time", "from=yesterday", "validation_failed"],
+    ["a misspelt filter, which must not widen the result silently", "sevrity=error", "validation_failed"],
   ])("400 for %s", async (_, query, code) => {
     const res = await t.request(`/v1/telemetry/events?${query}`, { as: "operator" });
     expect(res.status).toBe(400);
