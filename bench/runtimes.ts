@@ -14,7 +14,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { generateApiKey } from "../src/auth/key-format";
-import { type ArbiterProcess, spawnArbiter, tempDir, waitFor, within } from "../test/foundation/support";
+import { type ArbiterProcess, closedPort, spawnArbiter, tempDir, waitFor, within } from "../test/foundation/support";
 import { createScratchDatabase } from "../test/helpers/db";
 import { requestsPerSecond as measureRequests, median } from "./lib/load";
 
@@ -33,13 +33,6 @@ type RuntimeName = keyof typeof RUNTIMES;
 
 const LOAD_AT_START = loadavg().map((n) => Number(n.toFixed(2)));
 
-async function freePort(): Promise<number> {
-  const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = probe.port!;
-  await probe.stop(true);
-  return port;
-}
-
 const requestsPerSecond = (url: string, headers: Record<string, string>) =>
   measureRequests(url, headers, { seconds: SECONDS_PER_SAMPLE, concurrency: CONCURRENCY });
 
@@ -54,7 +47,7 @@ const adminKey = generateApiKey();
 const scratch = process.env.DATABASE_URL ? await createScratchDatabase(process.env.DATABASE_URL) : undefined;
 
 async function start(name: RuntimeName): Promise<Served> {
-  const port = await freePort();
+  const port = await closedPort();
   const env: Record<string, string> = {
     PORT: String(port),
     HOST: "127.0.0.1",

@@ -5,6 +5,7 @@
 import { createBackup } from "./lib/backup";
 import { parseScriptArgs, scriptConfig } from "./lib/cli";
 import { OpsError, runScript } from "./lib/process";
+import { totalRows } from "./lib/table-stats";
 
 await runScript("backup", async () => {
   const { values } = parseScriptArgs({
@@ -16,7 +17,7 @@ await runScript("backup", async () => {
   if (keep !== undefined && !(Number.isInteger(keep) && keep > 0)) throw new OpsError("--keep must be a positive integer", 2);
   const result = await createBackup(scriptConfig(), { verify: values.verify, keep, dir: values.dir });
   const { manifest } = result;
-  const rows = Object.values(manifest.tables).reduce((sum, t) => sum + t.rows, 0);
+  const rows = totalRows(manifest.tables);
   console.log(
     `backup: wrote ${result.dataPath} (${manifest.size_bytes} bytes, ${rows} rows, sha256 ${manifest.sha256}) in ${manifest.duration_ms} ms`,
   );

@@ -24,6 +24,7 @@ import { isUuid } from "../src/db/ids";
 import { ROLES, type Role } from "../src/db/schema";
 import { openDatabase, systemClock } from "../src/deps";
 import { ApiError } from "../src/http/errors";
+import { inInstantRange } from "../src/http/instant";
 import { createLogger } from "../src/observability/logger";
 
 const USAGE = "usage: bun run keys <generate|create|list|revoke|rotate|rotate-signing-key> [options]  (see scripts/keys.ts)";
@@ -62,7 +63,8 @@ const oneOf = <T extends string>(value: string | undefined, allowed: readonly T[
 const dateOption = (value: string | undefined): Date | undefined => {
   if (value === undefined) return undefined;
   const date = new Date(value);
-  if (Number.isNaN(date.getTime())) usage("--expires-at must be an ISO 8601 date-time");
+  // The API's bound too: a date PostgreSQL cannot store is bad usage, not a crash on insert.
+  if (!inInstantRange(date.getTime())) usage("--expires-at must be an ISO 8601 date-time between the years 0001 and 9999");
   return date;
 };
 
@@ -105,10 +107,12 @@ try {
       break;
     }
     case "list": {
+      const limit = Number(values.limit ?? 500);
+      if (!Number.isInteger(limit) || limit < 1) usage("--limit must be a whole number ≥ 1");
       const page = await listKeys(
         db,
         {
-          limit: Number(values.limit ?? 500),
+          limit,
           role: oneOf<Role>(values.role, ROLES, "role"),
           status: oneOf<KeyStatus>(values.status, KEY_STATUSES, "status"),
         },

@@ -5,7 +5,7 @@ import postgres from "postgres";
 import type { Config } from "../../src/config";
 import { MIGRATIONS_FOLDER } from "../../src/db/client";
 import { VERSION } from "../../src/deps";
-import { findPgProgram, majorOf } from "./pg-bin";
+import { findPgProgram, majorOf, majorOfVersionLine } from "./pg-bin";
 import { OpsError, run } from "./process";
 import { compareStats, hasApplicationRows, type Query, type TableStats, tableStats } from "./table-stats";
 
@@ -172,7 +172,7 @@ export async function createBackup(config: Config, options: BackupOptions = {}):
 }
 
 /** What the ArbiterBackupTooOld alert reads, in the Prometheus text format. */
-export function backupMetrics(manifest: BackupManifest, at: Date): string {
+function backupMetrics(manifest: BackupManifest, at: Date): string {
   const labels = `{database="${manifest.database.name.replace(/["\\\n]/g, "_")}",kind="${manifest.kind}"}`;
   const lines = [
     ["arbiter_backup_last_success_timestamp_seconds", "gauge", "Unix time of the last successful backup", at.getTime() / 1000],
@@ -266,7 +266,7 @@ export interface CheckedBackup {
 }
 
 /** Loads a manifest (or the newest in `dir` for "latest") and checks the data file's size and SHA-256. */
-export async function loadCheckedBackup(reference: string, dir: string): Promise<CheckedBackup> {
+async function loadCheckedBackup(reference: string, dir: string): Promise<CheckedBackup> {
   const manifestPath =
     reference === "latest"
       ? newestManifest(dir)
@@ -280,7 +280,9 @@ export async function loadCheckedBackup(reference: string, dir: string): Promise
   } catch (error) {
     throw new OpsError(`unreadable manifest ${manifestPath}: ${(error as Error).message}`);
   }
-  if (manifest?.format !== MANIFEST_FORMAT) throw new OpsError(`${manifestPath} is not an Arbiter backup manifest`);
+  if (manifest?.format !== MANIFEST_FORMAT || (manifest.kind !== "postgres" && manifest.kind !== "pglite")) {
+    throw new OpsError(`${manifestPath} is not an Arbiter backup manifest`);
+  }
   const dataPath = join(dirname(manifestPath), basename(manifest.file));
   if (!existsSync(dataPath)) throw new OpsError(`backup file missing: ${dataPath}`);
   const size = statSync(dataPath).size;
@@ -315,7 +317,7 @@ function newestManifest(dir: string): string {
 }
 
 /** Keeps the newest `keep` backups of the same database and deletes the rest; returns what it removed. */
-export function pruneBackups(dir: string, of: Pick<BackupManifest, "kind" | "database">, keep: number): string[] {
+function pruneBackups(dir: string, of: Pick<BackupManifest, "kind" | "database">, keep: number): string[] {
   const same = listManifests(dir).filter((m) => m.manifest.kind === of.kind && m.manifest.database.name === of.database.name);
   const removed: string[] = [];
   for (const old of same.slice(keep)) {
@@ -344,7 +346,7 @@ export async function verifyBackup(config: Config, manifestPath: string): Promis
     }
     return;
   }
-  const url = requirePostgres(config, manifest);
+  const url = requirePostgres(config);
   const scratchName = `arbiter_verify_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
   await reachable(url, async (sql) => {
     await sql.unsafe(`create database "${scratchName}"`).catch((error: Error) => {
@@ -367,16 +369,13 @@ export async function verifyBackup(config: Config, manifestPath: string): Promis
   });
 }
 
-function requirePostgres(config: Config, manifest: BackupManifest): string {
+function requirePostgres(config: Config): string {
   if (!config.DATABASE_URL) throw new OpsError(`this is a PostgreSQL backup; set DATABASE_URL to the server to restore into`);
-  if (manifest.kind !== "postgres")
-    throw new OpsError(`this is an embedded (PGlite) backup; unset DATABASE_URL to restore it into DATA_DIR`);
   return config.DATABASE_URL;
 }
 
 /** pg_restore must be at least as new as the pg_dump that wrote the archive. */
-const toolMajor = (manifest: BackupManifest) =>
-  Number(/\(PostgreSQL\)\s+(\d+)/.exec(manifest.tools.pg_dump ?? "")?.[1] ?? manifest.database.server_major);
+const toolMajor = (manifest: BackupManifest) => majorOfVersionLine(manifest.tools.pg_dump ?? "") ?? manifest.database.server_major;
 
 // ── restore ─────────────────────────────────────────────────────────────────────────────────────
 export interface RestoreOptions {
@@ -402,7 +401,7 @@ export async function restoreBackup(config: Config, reference: string, options: 
     const replacedDataDir = await restorePglite(config.DATA_DIR, manifest, dataPath, options);
     return { manifest, duration_ms: Math.round(performance.now() - started), replacedDataDir };
   }
-  const url = requirePostgres(config, manifest);
+  const url = requirePostgres(config);
   await reachable(url, async (sql) => {
     const query = queryOf(sql);
     const target = await serverVersion(query);

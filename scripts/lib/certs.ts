@@ -27,7 +27,7 @@ const DNS_NAME = /^(?=.{1,253}$)(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-
 const COMMON_NAME = /^[A-Za-z0-9 ._-]{1,64}$/;
 
 /** subjectAltName entries; names are checked strictly because they end up in an openssl config file. */
-export function subjectAltNames(extra: string[] = []): string {
+function subjectAltNames(extra: string[] = []): string {
   const entries = ["DNS:localhost", "IP:127.0.0.1", "IP:::1"];
   for (const name of extra) {
     if (isIP(name)) entries.push(`IP:${name}`);

@@ -38,8 +38,8 @@ async function probe(path: string): Promise<PgProgram | undefined> {
   if (!existsSync(path)) return undefined;
   try {
     const version = (await run(path, ["--version"])).stdout.trim();
-    const major = Number(/\(PostgreSQL\)\s+(\d+)/.exec(version)?.[1]);
-    return Number.isFinite(major) ? { path, major, version } : undefined;
+    const major = majorOfVersionLine(version);
+    return major === undefined ? undefined : { path, major, version };
   } catch {
     return undefined;
   }
@@ -66,6 +66,12 @@ export async function findServerBinDir(preferredDir?: string): Promise<string | 
     if (["initdb", "pg_ctl", "postgres", "pg_basebackup"].every((p) => existsSync(join(dir, p)))) return dir;
   }
   return undefined;
+}
+
+/** Major version from a `--version` line ("pg_dump (PostgreSQL) 15.4 (Debian …)" → 15), or undefined. */
+export function majorOfVersionLine(line: string): number | undefined {
+  const major = /\(PostgreSQL\)\s+(\d+)/.exec(line)?.[1];
+  return major === undefined ? undefined : Number(major);
 }
 
 /** Major version from `server_version_num` (150020 → 15). */

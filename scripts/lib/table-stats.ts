@@ -16,7 +16,7 @@ export type Query = <T>(text: string) => Promise<T[]>;
 const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 /** Row text depends on these settings (timestamptz above all); both sides of a comparison use the same. */
-export const STABLE_OUTPUT_SETTINGS = [
+const STABLE_OUTPUT_SETTINGS = [
   "set TimeZone = 'UTC'",
   "set DateStyle = 'ISO, MDY'",
   "set IntervalStyle = 'postgres'",
@@ -45,6 +45,9 @@ export async function tableStats(query: Query): Promise<TableStats> {
   }
   return stats;
 }
+
+/** Rows over every table, for the scripts' one-line summaries. */
+export const totalRows = (stats: TableStats) => Object.values(stats).reduce((sum, table) => sum + table.rows, 0);
 
 /** Tables whose count or checksum differ, as readable lines; empty when the two agree. */
 export function compareStats(expected: TableStats, actual: TableStats): string[] {

@@ -158,6 +158,25 @@ describe(`backups (${usingRealPostgres() ? "PostgreSQL" : "embedded PGlite"})`, 
   );
 
   test(
+    "a backup of the other kind, or of no known kind, is refused with what to change",
+    async () => {
+      const manifest = manifestOf(manifestPath);
+      const dir = join(work, "other-kind");
+      mkdirSync(dir, { recursive: true });
+      copyFileSync(join(config.BACKUP_DIR, manifest.file), join(dir, manifest.file));
+      const path = join(dir, "arbiter-other.json");
+      const other = manifest.kind === "postgres" ? "pglite" : "postgres";
+      writeFileSync(path, JSON.stringify({ ...manifest, kind: other }));
+      await expect(restoreBackup(config, path, { force: true })).rejects.toThrow(
+        other === "pglite" ? /unset DATABASE_URL/ : /set DATABASE_URL/,
+      );
+      writeFileSync(path, JSON.stringify({ ...manifest, kind: "mysql" }));
+      await expect(restoreBackup(config, path, { force: true })).rejects.toThrow(/is not an Arbiter backup manifest/);
+    },
+    SLOW,
+  );
+
+  test(
     "retention keeps the newest N backups of the database",
     async () => {
       const dir = join(work, "retention");

@@ -37,6 +37,18 @@ function serve(mutual: boolean) {
 }
 const url = (server: Bun.Server<undefined>, path: string) => `https://localhost:${server.port}${path}`;
 
+/** A client the server must turn away during the handshake, before any handler runs. */
+async function expectRefused(mutual: boolean, tls: { ca: string; cert?: string; key?: string }) {
+  const server = serve(mutual);
+  try {
+    const before = handled;
+    await expect(fetch(url(server, "/health/live"), { tls })).rejects.toThrow();
+    expect(handled).toBe(before);
+  } finally {
+    await server.stop(true);
+  }
+}
+
 beforeAll(async () => {
   await generateCertificates({ outDir: ours });
   await generateCertificates({ outDir: foreign, clientName: "intruder" });
@@ -66,20 +78,7 @@ describe("HTTPS", () => {
     SLOW,
   );
 
-  test(
-    "a client that does not trust the CA refuses the server",
-    async () => {
-      const server = serve(false);
-      try {
-        const before = handled;
-        await expect(fetch(url(server, "/health/live"), { tls: { ca: read(foreign, "caCert") } })).rejects.toThrow();
-        expect(handled).toBe(before);
-      } finally {
-        await server.stop(true);
-      }
-    },
-    SLOW,
-  );
+  test("a client that does not trust the CA refuses the server", () => expectRefused(false, { ca: read(foreign, "caCert") }), SLOW);
 });
 
 describe("mutual TLS", () => {
@@ -104,34 +103,13 @@ describe("mutual TLS", () => {
 
   test(
     "without a client certificate the handshake fails and no handler runs",
-    async () => {
-      const server = serve(true);
-      try {
-        const before = handled;
-        await expect(fetch(url(server, "/health/live"), { tls: { ca: read(ours, "caCert") } })).rejects.toThrow();
-        expect(handled).toBe(before);
-      } finally {
-        await server.stop(true);
-      }
-    },
+    () => expectRefused(true, { ca: read(ours, "caCert") }),
     SLOW,
   );
 
   test(
     "a client certificate from another CA is refused and no handler runs",
-    async () => {
-      const server = serve(true);
-      try {
-        const before = handled;
-        const attempt = fetch(url(server, "/health/live"), {
-          tls: { ca: read(ours, "caCert"), cert: read(foreign, "clientCert"), key: read(foreign, "clientKey") },
-        });
-        await expect(attempt).rejects.toThrow();
-        expect(handled).toBe(before);
-      } finally {
-        await server.stop(true);
-      }
-    },
+    () => expectRefused(true, { ca: read(ours, "caCert"), cert: read(foreign, "clientCert"), key: read(foreign, "clientKey") }),
     SLOW,
   );
 });
