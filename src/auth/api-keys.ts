@@ -6,11 +6,6 @@ import { displayPrefixOf, generateApiKey, hashApiKeySync } from "./key-format";
 
 export { displayPrefixOf, generateApiKey, hashApiKeySync, isWellFormedApiKey, KEY_PREFIX } from "./key-format";
 
-/** Hex SHA-256 of the whole key (async for callers written against Web Crypto). */
-export async function hashApiKey(raw: string): Promise<string> {
-  return hashApiKeySync(raw);
-}
-
 export interface NewApiKey {
   name: string;
   role: Role;

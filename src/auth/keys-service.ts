@@ -4,7 +4,7 @@ import { type ApiKeyRow, apiKeys, type Role } from "../db/schema";
 import type { Clock } from "../deps";
 import { ApiError, badRequest, conflict, notFound } from "../http/errors";
 import { afterCursor, toPage } from "../http/pagination";
-import { createApiKey } from "./api-keys";
+import { createApiKey, findApiKeyById } from "./api-keys";
 import type { AuthAudit, RequestMeta } from "./audit";
 import { effectivePermissions, type Permission, type Principal, ROLE_PERMISSIONS } from "./rbac";
 
@@ -126,7 +126,7 @@ export async function listKeys(db: Database, query: KeyListQuery, now: Date) {
 }
 
 export async function getKey(db: Database, id: string): Promise<ApiKeyRow> {
-  const [row] = await db.select().from(apiKeys).where(eq(apiKeys.id, id)).limit(1);
+  const row = await findApiKeyById(db, id);
   if (!row) throw notFound("no such key");
   return row;
 }

@@ -14,18 +14,22 @@ export interface WindowState {
   resetMs: number;
 }
 
-export async function hitWindow(cache: Cache, key: string, limit: number, windowMs: number, nowMs: number): Promise<WindowState> {
+/** The counter of the window `nowMs` falls in, and the time left until the next one starts. */
+function currentWindow(key: string, windowMs: number, nowMs: number) {
   const window = Math.floor(nowMs / windowMs);
-  const resetMs = (window + 1) * windowMs - nowMs;
-  const { count } = await cache.increment(`rl:${key}:${window}`, resetMs + 1_000);
+  return { counter: `rl:${key}:${window}`, resetMs: (window + 1) * windowMs - nowMs };
+}
+
+export async function hitWindow(cache: Cache, key: string, limit: number, windowMs: number, nowMs: number): Promise<WindowState> {
+  const { counter, resetMs } = currentWindow(key, windowMs, nowMs);
+  const { count } = await cache.increment(counter, resetMs + 1_000);
   return { allowed: count <= limit, limit, remaining: Math.max(0, limit - count), resetMs };
 }
 
 /** The current count of a window without adding to it. */
 export async function peekWindow(cache: Cache, key: string, limit: number, windowMs: number, nowMs: number): Promise<WindowState> {
-  const window = Math.floor(nowMs / windowMs);
-  const resetMs = (window + 1) * windowMs - nowMs;
-  const count = Number((await cache.get(`rl:${key}:${window}`)) ?? 0);
+  const { counter, resetMs } = currentWindow(key, windowMs, nowMs);
+  const count = Number((await cache.get(counter)) ?? 0);
   return { allowed: count < limit, limit, remaining: Math.max(0, limit - count), resetMs };
 }
 

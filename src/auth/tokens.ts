@@ -147,7 +147,7 @@ export async function loadKeySet(db: Database, config: TokenConfig, now: Date): 
     await db.transaction(async (tx) => {
       await tx.execute(sql`select pg_advisory_xact_lock(${SIGNING_KEY_LOCK_ID})`);
       const [active] = await tx.select({ kid: signingKeys.kid }).from(signingKeys).where(isNull(signingKeys.retiredAt)).limit(1);
-      if (!active) await generateStoredKey(tx as unknown as Database, now);
+      if (!active) await generateStoredKey(tx, now);
     });
     stored = await readStored();
   }
@@ -168,7 +168,7 @@ export async function rotateSigningKey(db: Database, now: Date): Promise<string>
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${SIGNING_KEY_LOCK_ID})`);
     await tx.update(signingKeys).set({ retiredAt: now }).where(isNull(signingKeys.retiredAt));
-    await generateStoredKey(tx as unknown as Database, now);
+    await generateStoredKey(tx, now);
     const [row] = await tx.select({ kid: signingKeys.kid }).from(signingKeys).where(isNull(signingKeys.retiredAt)).limit(1);
     return row!.kid;
   });

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
-import { generateApiKey, hashApiKey } from "../../src/auth/api-keys";
+import { generateApiKey, hashApiKeySync } from "../../src/auth/api-keys";
 import { bootstrapIdentity } from "../../src/auth/bootstrap";
 import { loadConfig } from "../../src/config";
 import type { DatabaseHandle } from "../../src/db/client";
@@ -35,7 +35,7 @@ describe("identity bootstrap", () => {
     expect(key).toBeDefined();
     const rows = await database.db.select().from(apiKeys);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ role: "admin", keyHash: await hashApiKey(key!), permissions: null });
+    expect(rows[0]).toMatchObject({ role: "admin", keyHash: hashApiKeySync(key!), permissions: null });
     expect(logs.join("\n")).not.toContain(key!);
 
     await run();
@@ -52,8 +52,8 @@ describe("identity bootstrap", () => {
     const rows = await database.db.select().from(apiKeys);
     expect(rows.map((r) => [r.role, r.keyHash]).sort()).toEqual(
       [
-        ["admin", await hashApiKey(admin)],
-        ["service", await hashApiKey(service)],
+        ["admin", hashApiKeySync(admin)],
+        ["service", hashApiKeySync(service)],
       ].sort(),
     );
     expect(logs.join("\n")).not.toContain(service);
@@ -66,7 +66,7 @@ describe("identity bootstrap", () => {
     await database.db
       .update(apiKeys)
       .set({ revokedAt })
-      .where(eq(apiKeys.keyHash, await hashApiKey(key)));
+      .where(eq(apiKeys.keyHash, hashApiKeySync(key)));
     await run({ ARBITER_API_KEYS: key });
     const rows = await database.db.select().from(apiKeys);
     expect(rows).toHaveLength(1);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { displayPrefixOf, generateApiKey, hashApiKey, isWellFormedApiKey } from "../../src/auth/api-keys";
+import { displayPrefixOf, generateApiKey, hashApiKeySync, isWellFormedApiKey } from "../../src/auth/api-keys";
 import { ConfigError, loadConfig } from "../../src/config";
 
 describe("key format", () => {
@@ -32,7 +32,7 @@ describe("key format", () => {
 
   test("the stored hash is the hex SHA-256 of the whole key; the display prefix is 12 characters", async () => {
     const key = generateApiKey();
-    expect(await hashApiKey(key)).toBe(createHash("sha256").update(key).digest("hex"));
+    expect(hashApiKeySync(key)).toBe(createHash("sha256").update(key).digest("hex"));
     expect(displayPrefixOf(key)).toBe(key.slice(0, 12));
   });
 });
@@ -42,8 +42,8 @@ describe("ARBITER_API_KEYS", () => {
     const [a, b] = [generateApiKey(), generateApiKey()];
     const config = loadConfig({ ARBITER_API_KEYS: ` service:${a} , ${b},` });
     expect(config.ARBITER_API_KEYS).toEqual([
-      { role: "service", keyHash: await hashApiKey(a), displayPrefix: displayPrefixOf(a) },
-      { role: "admin", keyHash: await hashApiKey(b), displayPrefix: displayPrefixOf(b) },
+      { role: "service", keyHash: hashApiKeySync(a), displayPrefix: displayPrefixOf(a) },
+      { role: "admin", keyHash: hashApiKeySync(b), displayPrefix: displayPrefixOf(b) },
     ]);
     const serialised = JSON.stringify(config);
     expect(serialised).not.toContain(a);

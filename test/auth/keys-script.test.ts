@@ -85,6 +85,8 @@ describe("bun run keys", () => {
     expect(bad.code).toBe(2);
     expect(bad.err).toContain("--role");
     expect(keys("revoke", "not-a-uuid").code).toBe(2);
+    expect(keys("list", "--limit", "many").code).toBe(2);
+    expect(keys("create", "--name", "x", "--role", "service", "--expires-at", "+010000-01-01T00:00:00Z").code).toBe(2);
     const escalate = keys("create", "--name", "x", "--role", "service", "--permissions", "keys:create");
     expect(escalate.code).toBe(1);
     expect(escalate.err).toContain("permissions_not_in_role");
