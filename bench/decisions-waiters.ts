@@ -2,7 +2,7 @@
  * Client half of bench/decisions.ts: opens WAITERS long-poll requests for one decision and, when each
  * answers, records the wall-clock time it arrived. Runs as its own process (with Bun's concurrent
  * request limit raised), so the server process's memory holds only server-side state.
- * Prints one JSON line: { ready_at, answered_at: number[], statuses: Record<string, number> }.
+ * Prints one JSON line: { answered_at: number[], statuses: Record<string, number> }.
  */
 const [baseUrl, decisionId, apiKey, count] = process.argv.slice(2) as [string, string, string, string];
 const waiters = Number(count);

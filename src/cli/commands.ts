@@ -1,4 +1,5 @@
 import type { ArbiterClient } from "../sdk/client";
+import { items } from "../sdk/pagination";
 import type { ApiKey, CreateDecisionRequest, Decision, Page, QueuedDecision, TelemetryEventRequest } from "../sdk/types";
 import { type FlagKind, integerFlag, jsonFlag, type ParsedArgs, positionals, requiredFlag, stringFlag, UsageError } from "./args";
 import { record, table } from "./output";
@@ -59,12 +60,7 @@ async function listOutput<T>(
 ): Promise<Output> {
   if (args.flags.has("all")) {
     const all: T[] = [];
-    let cursor: string | undefined;
-    do {
-      const next = await page(cursor);
-      all.push(...next.data);
-      cursor = next.next_cursor ?? undefined;
-    } while (cursor);
+    for await (const item of items((query: { cursor?: string }) => page(query.cursor), {})) all.push(item);
     return { text: table(all, columns), json: all };
   }
   const first = await page(stringFlag(args, "cursor"));

@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, type SQL, sql } from "drizzle-orm";
 import type { Principal } from "../auth/rbac";
+import { sha256Hex } from "../crypto/hash";
 import type { Database } from "../db/client";
 import { isUuid, uuidv7 } from "../db/ids";
 import { type DecisionRow, type DecisionStatus, decisionEvents, decisions, pendingDecisions, webhookDeliveries } from "../db/schema";
@@ -129,6 +130,15 @@ async function applyTransition(
   return row;
 }
 
+/** The payload's hash, once its canonical JSON is known to fit DECISION_PAYLOAD_MAX_BYTES (else 413). */
+function boundedPayloadHash(config: DecisionDeps["config"], payload: unknown): string {
+  const json = canonicalJson(payload);
+  if (Buffer.byteLength(json) > config.DECISION_PAYLOAD_MAX_BYTES) {
+    throw new ApiError(413, "decision_payload_too_large", `payload exceeds ${config.DECISION_PAYLOAD_MAX_BYTES} bytes of canonical JSON`);
+  }
+  return sha256Hex(json);
+}
+
 // ── Create ──────────────────────────────────────────────────────────────────────────────────────
 export async function createDecision(
   deps: DecisionDeps,
@@ -137,10 +147,7 @@ export async function createDecision(
   idempotencyKey: string | undefined,
 ): Promise<{ row: DecisionRow; replayed: boolean }> {
   const { config } = deps;
-  const payloadJson = canonicalJson(input.payload);
-  if (Buffer.byteLength(payloadJson) > config.DECISION_PAYLOAD_MAX_BYTES) {
-    throw new ApiError(413, "decision_payload_too_large", `payload exceeds ${config.DECISION_PAYLOAD_MAX_BYTES} bytes of canonical JSON`);
-  }
+  const payloadHash = boundedPayloadHash(config, input.payload);
   if (Buffer.byteLength(canonicalJson(input.context)) > CONTEXT_MAX_BYTES) {
     throw new ApiError(413, "decision_context_too_large", `context exceeds ${CONTEXT_MAX_BYTES} bytes of canonical JSON`);
   }
@@ -160,7 +167,7 @@ export async function createDecision(
     title: input.title,
     // JSON null is a payload like any other: stored as jsonb 'null' (a bare null would be SQL NULL).
     payload: input.payload === null ? sql`'null'::jsonb` : input.payload,
-    payloadHash: canonicalHash(input.payload),
+    payloadHash,
     context: input.context,
     priority: input.priority,
     requiredApprovals: input.required_approvals,
@@ -395,14 +402,7 @@ export async function approveDecision(
   const me = principal.keyId;
   const now = deps.clock.now();
   const edited = input.payload !== undefined;
-  if (edited && Buffer.byteLength(canonicalJson(input.payload)) > deps.config.DECISION_PAYLOAD_MAX_BYTES) {
-    throw new ApiError(
-      413,
-      "decision_payload_too_large",
-      `payload exceeds ${deps.config.DECISION_PAYLOAD_MAX_BYTES} bytes of canonical JSON`,
-    );
-  }
-  const editedHash = edited ? canonicalHash(input.payload) : undefined;
+  const editedHash = edited ? boundedPayloadHash(deps.config, input.payload) : undefined;
   const quorumReached = sql`cardinality(${decisions.approvals}) + 1 >= ${decisions.requiredApprovals}`;
   const conditions = [
     ...pendingAndLive(now),

@@ -20,7 +20,6 @@ import type { DecisionDeps } from "./service";
  * transaction that settles the decision, so an outcome is never lost; a failed attempt schedules the
  * next with exponential backoff until WEBHOOK_MAX_ATTEMPTS.
  */
-export { SIGNATURE_HEADER, signWebhook, verifyWebhookSignature } from "../crypto/webhook-signature";
 
 // ── SSRF guard ──────────────────────────────────────────────────────────────────────────────────
 type AddressClass = "public" | "loopback" | "private" | "forbidden";

@@ -29,13 +29,14 @@ interface ErrorEnvelope {
 /** An error answer → ArbiterError; a body that is not Arbiter's error shape still yields a useful code. */
 export async function errorFromResponse(response: Response, retryAfterSeconds: number | undefined): Promise<ArbiterError> {
   const text = await response.text().catch(() => "");
-  let envelope: ErrorEnvelope = {};
+  let envelope: ErrorEnvelope | null = null;
   try {
-    envelope = JSON.parse(text) as ErrorEnvelope;
+    envelope = JSON.parse(text) as ErrorEnvelope | null;
   } catch {
     // not JSON (a proxy's error page): fall back to the status below
   }
-  const error = envelope.error ?? {};
+  // `?.`: a JSON `null` body is valid JSON but no envelope
+  const error = envelope?.error ?? {};
   return new ArbiterError({
     status: response.status,
     code: typeof error.code === "string" ? error.code : `http_${response.status}`,

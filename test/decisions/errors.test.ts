@@ -35,6 +35,7 @@ describe("bad input is a 4xx with the error shape and changes nothing", () => {
       [{ ...valid, on_timeout: "ignore" }, 400, "validation_failed"],
       [{ ...valid, expires_in: 10 * 365 * 86_400 }, 400, "validation_failed"],
       [{ ...valid, payload: { blob: "x".repeat(2_000) } }, 413, "decision_payload_too_large"],
+      [{ ...valid, context: { note: "x".repeat(17_000) } }, 413, "decision_context_too_large"],
       [{ ...valid, callback_url: "https://example.com/hook" }, 422, "webhooks_not_configured"],
       [[], 400, "validation_failed"],
     ];
@@ -100,5 +101,16 @@ describe("bad input is a 4xx with the error shape and changes nothing", () => {
     expect(missing.status).toBe(404);
     expect(await storedCounts()).toEqual(before);
     expect((await (await t.request(`/v1/decisions/${d.id}`, { as: "operator" })).json()).status).toBe("approved");
+  });
+
+  test("approving with an oversized edited payload is a 413 and the decision stays pending", async () => {
+    const d = await createDecision(t);
+    const before = await storedCounts();
+    const res = await act(t, d.id, "approve", "operator", { payload: { blob: "x".repeat(2_000) } });
+    expect(res.status).toBe(413);
+    expect((await res.json()).error.code).toBe("decision_payload_too_large");
+    expect(await storedCounts()).toEqual(before);
+    const current = await (await t.request(`/v1/decisions/${d.id}`, { as: "operator" })).json();
+    expect({ status: current.status, approvals: current.approvals }).toEqual({ status: "pending", approvals: [] });
   });
 });

@@ -1,11 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import {
-  callbackRefusal,
-  classifyAddress,
-  deliverDueWebhooks,
-  deliveryAttempts,
-  verifyWebhookSignature,
-} from "../../src/decisions/webhooks";
+import { verifyWebhookSignature } from "../../src/crypto/webhook-signature";
+import { callbackRefusal, classifyAddress, deliverDueWebhooks, deliveryAttempts } from "../../src/decisions/webhooks";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { act, createDecision, manualClock } from "./helpers";
 

@@ -134,6 +134,14 @@ describe("transport behaviour the real app cannot produce on demand (a local stu
     expect(seen).toHaveLength(3);
   });
 
+  test("a JSON body that is not an error envelope (null) still maps to a code", async () => {
+    seen.length = 0;
+    answers = [{ status: 502, body: "null" }];
+    const error = await rejection(stubClient().decisions.list());
+    expect(error).toBeInstanceOf(ArbiterError);
+    expect(error).toMatchObject({ status: 502, code: "http_502" });
+  });
+
   test("no answer within timeoutMs is a timeout error", async () => {
     const error = await rejection(stubClient({ timeoutMs: 100 }).decisions.get("hang"));
     expect(error).toMatchObject({ status: 0, code: "timeout" });
