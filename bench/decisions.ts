@@ -12,7 +12,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { generateApiKey } from "../src/auth/key-format";
 import { createScratchDatabase } from "../test/helpers/db";
-import { median } from "./lib/load";
+import { median, percentile } from "./lib/load";
 
 const SECONDS_PER_SAMPLE = Number(process.env.BENCH_SECONDS ?? 1);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -24,8 +24,6 @@ if (!process.env.DATABASE_URL) {
   process.exit(2);
 }
 
-const percentile = (values: number[], p: number) =>
-  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(p * values.length))]!;
 const epochMs = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** resident memory of a process in MiB (Linux) */

@@ -11,11 +11,10 @@ import { createMemoryCache } from "../src/cache/memory";
 import { createRedisCache } from "../src/cache/redis";
 import type { Cache } from "../src/cache/types";
 import { createLogger } from "../src/observability/logger";
-import { median } from "./lib/load";
+import { median, percentile } from "./lib/load";
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 500);
 const logger = createLogger({ level: "warn" });
-const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) * p)]!;
 const micros = (ms: number) => Math.round(ms * 1000);
 
 async function measure(name: string, publisher: Cache, subscriber: Cache) {

@@ -6,6 +6,10 @@ export const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
 
+/** The value at fraction `p` (0–1) of the sorted samples (nearest rank). */
+export const percentile = (values: number[], p: number) =>
+  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(p * values.length))]!;
+
 /** `concurrency` keep-alive clients issuing GETs for `seconds`; returns requests per second. Any non-200 aborts the run. */
 export async function requestsPerSecond(
   url: string,
