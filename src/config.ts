@@ -144,6 +144,10 @@ export const configSchema = z
     if (env.TOKEN_TTL_SECONDS > env.TOKEN_MAX_TTL_SECONDS) {
       ctx.addIssue({ code: "custom", path: ["TOKEN_TTL_SECONDS"], message: "must not exceed TOKEN_MAX_TTL_SECONDS" });
     }
+    // Otherwise every decision created without expires_in is refused, blaming a field the caller never sent.
+    if (env.DECISION_DEFAULT_TTL_SECONDS > env.DECISION_MAX_TTL_SECONDS) {
+      ctx.addIssue({ code: "custom", path: ["DECISION_DEFAULT_TTL_SECONDS"], message: "must not exceed DECISION_MAX_TTL_SECONDS" });
+    }
     if ((env.TLS_CERT_FILE === undefined) !== (env.TLS_KEY_FILE === undefined)) {
       ctx.addIssue({
         code: "custom",

@@ -13,14 +13,13 @@
  *   long-running Arbiter (Bun, Deno or Node) against the same database. Reads stay correct without
  *   it, since a read settles an overdue decision itself.
  */
-import { createApp } from "./app";
+import { type App, createApp } from "./app";
 import { type Config, ConfigError, loadConfig } from "./config";
 import { openDeps, StartupError } from "./deps";
 import { errorBody } from "./http/errors";
 import { createLogger } from "./observability/logger";
 
 type Bindings = Record<string, unknown>;
-type App = ReturnType<typeof createApp>;
 
 /** The configuration from the platform's bindings, or a StartupError naming what the edge cannot do. */
 export function edgeConfig(bindings: Bindings): Config {
@@ -49,7 +48,7 @@ export function edgeConfig(bindings: Bindings): Config {
 }
 
 /** Opens the backends named by the bindings and builds the app; no background work is started. */
-export async function openEdgeApp(bindings: Bindings): Promise<App> {
+async function openEdgeApp(bindings: Bindings): Promise<App> {
   const config = edgeConfig(bindings);
   const deps = await openDeps(config, createLogger({ level: config.LOG_LEVEL, base: { service: "arbiter", runtime: "edge" } }));
   return createApp(deps);

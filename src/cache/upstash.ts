@@ -11,16 +11,16 @@ export interface UpstashCacheOptions {
 }
 
 /**
- * Upstash Redis over its REST API: fetch only, so it also runs on edge platforms. Subscriptions
- * are Server-Sent Event streams (`/subscribe/<channel>`), one per channel.
- */
-/**
  * @upstash/redis appends the whole command to its error messages (`…, command was: ["set","k","v"]`);
  * cached values may be sensitive and errors reach logs, so that part is dropped.
  */
 const unavailable = (error: unknown) =>
   new CacheUnavailableError(`upstash: ${(error as Error).message.replace(/, command was: [\s\S]*$/, "")}`);
 
+/**
+ * Upstash Redis over its REST API: fetch only, so it also runs on edge platforms. Subscriptions
+ * are Server-Sent Event streams (`/subscribe/<channel>`), one per channel.
+ */
 export function createUpstashCache(options: UpstashCacheOptions): Cache {
   const timeoutMs = options.timeoutMs ?? 2_000;
   const client = new Redis({

@@ -8,7 +8,7 @@ import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
  * every fetch-only platform, so these run on the audited pure-JS @noble/hashes: the same code on
  * Bun, Deno, Node and edge runtimes.
  */
-export const sha256Bytes = (text: string): Uint8Array => sha256(utf8ToBytes(text));
+const sha256Bytes = (text: string): Uint8Array => sha256(utf8ToBytes(text));
 
 export const sha256Hex = (text: string): string => bytesToHex(sha256Bytes(text));
 

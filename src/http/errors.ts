@@ -41,7 +41,11 @@ export const badRequest = (code: string, message: string, details?: unknown) => 
 export const notFound = (message = "not found") => new ApiError(404, "not_found", message);
 export const conflict = (code: string, message: string, details?: unknown) => new ApiError(409, code, message, details);
 
-/** zod issues → `details` entries naming each failing field by its path, e.g. `body.events.3.type`. */
+/** The one 400 for bad fields, from a schema or from a check the schema cannot express: `details` name each field. */
+export const validationFailed = (details: { path: string; message: string; code: string }[]) =>
+  badRequest("validation_failed", "request validation failed", details);
+
+/** zod issues → `details` entries naming each failing field by its path, e.g. `json.events.3.type`. */
 export function issueDetails(issues: readonly z.core.$ZodIssue[], target?: string) {
   return issues.map((issue) => ({
     path: [...(target ? [target] : []), ...issue.path.map(String)].join("."),

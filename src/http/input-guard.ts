@@ -1,9 +1,9 @@
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "./env";
-import { badRequest } from "./errors";
+import { badRequest, validationFailed } from "./errors";
 
 /** Deepest nesting a JSON body may have: far beyond real payloads, far below any recursion limit. */
-export const MAX_JSON_DEPTH = 64;
+const MAX_JSON_DEPTH = 64;
 
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
 /** NUL (PostgreSQL text and jsonb cannot hold it) and unpaired UTF-16 surrogates (not Unicode text at all). */
@@ -30,8 +30,7 @@ export function inputGuard(): MiddlewareHandler<AppEnv> {
       ...Object.entries(c.req.param() as Record<string, string>).map(([name, value]) => [`param.${name}`, [value]] as const),
     ];
     for (const [path, items] of values) {
-      if (items.some((item) => UNSTORABLE.test(item)))
-        throw badRequest("validation_failed", "request validation failed", [unstorableString(path)]);
+      if (items.some((item) => UNSTORABLE.test(item))) throw validationFailed([unstorableString(path)]);
     }
     if (JSON_MEDIA_TYPE.test(c.req.header("content-type") ?? "")) await checkJsonBody(c);
     await next();
@@ -57,7 +56,7 @@ async function checkJsonBody(c: Context<AppEnv>): Promise<void> {
     throw badRequest("malformed_json", "request body is not valid JSON");
   }
   const problem = unstorableAt(value, "json");
-  if (problem) throw badRequest("validation_failed", "request validation failed", [problem]);
+  if (problem) throw validationFailed([problem]);
 }
 
 const unstorableString = (path: string) => ({

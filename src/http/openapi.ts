@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, type RouteConfig } from "@hono/zod-openapi";
 import { type Permission, requirePermission } from "../auth/rbac";
 import type { AppEnv } from "./env";
-import { ApiError, errorResponses, issueDetails } from "./errors";
+import { errorResponses, issueDetails, validationFailed } from "./errors";
 import { inputGuard } from "./input-guard";
 
 /**
@@ -27,12 +27,15 @@ export function defineRoute<const R extends RouteConfig>(access: Permission | "p
   }) as R;
 }
 
+/** A JSON request or response body for a route config: `content: json(Schema)`. */
+export const json = <T>(schema: T) => ({ "application/json": { schema } });
+
 /** A router whose validation failures all answer 400 `validation_failed` with field paths. */
 export function createRouter(): OpenAPIHono<AppEnv> {
   return new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
       if (!result.success) {
-        throw new ApiError(400, "validation_failed", "request validation failed", issueDetails(result.error.issues, result.target));
+        throw validationFailed(issueDetails(result.error.issues, result.target));
       }
     },
   });

@@ -15,7 +15,7 @@ interface InstrumentableSession {
 const OPERATIONS = new Set(["select", "insert", "update", "delete", "with", "copy"]);
 
 /** The statement's leading keyword: a bounded label, never the SQL text (which could carry values). */
-export function operationName(sqlText: string): string {
+function operationName(sqlText: string): string {
   const keyword = /^\s*\(?\s*([a-z]+)/i.exec(sqlText)?.[1]?.toLowerCase() ?? "other";
   return OPERATIONS.has(keyword) ? keyword : "other";
 }

@@ -3,8 +3,8 @@ import type { AppEnv } from "../http/env";
 
 /**
  * W3C Trace Context (https://www.w3.org/TR/trace-context/): a request's `traceparent` is accepted
- * when well-formed, so Arbiter's log lines and outgoing calls join the caller's trace; otherwise a
- * new trace starts. Each request gets its own span id, echoed back in the response's `traceparent`.
+ * when well-formed, so Arbiter's log lines join the caller's trace; otherwise a new trace starts.
+ * Each request gets its own span id, echoed back in the response's `traceparent`.
  */
 export interface TraceContext {
   /** 32 lowercase hex digits */
@@ -43,7 +43,7 @@ function randomHex(bytes: number): string {
   return ALL_ZERO.test(hex) ? randomHex(bytes) : hex;
 }
 
-/** Sets `c.var.trace` (an outgoing call continues it with `formatTraceparent(c.var.trace)`) and answers with this request's `traceparent`. */
+/** Sets `c.var.trace` (a call made on the request's behalf continues it with `formatTraceparent(c.var.trace)`) and answers with this request's `traceparent`. */
 export function traceContext(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const incoming = parseTraceparent(c.req.header("traceparent"));

@@ -1,5 +1,5 @@
 import type { AppDeps } from "../deps";
-import { createRouter, defineRoute } from "../http/openapi";
+import { createRouter, defineRoute, json } from "../http/openapi";
 import { pageSchema } from "../http/pagination";
 import {
   LatestSnapshotQuery,
@@ -21,8 +21,6 @@ import {
   type TelemetryDeps,
   telemetryInstruments,
 } from "./service";
-
-const json = <T>(schema: T) => ({ "application/json": { schema } });
 
 const postEvents = defineRoute("telemetry:write", {
   method: "post",

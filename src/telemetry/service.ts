@@ -6,7 +6,7 @@ import { rowsOf } from "../db/client";
 import { uuidv7 } from "../db/ids";
 import { type Severity, telemetryEvents, telemetrySnapshots } from "../db/schema";
 import type { Clock } from "../deps";
-import { ApiError, notFound } from "../http/errors";
+import { notFound, validationFailed } from "../http/errors";
 import { afterCursor, toPage } from "../http/pagination";
 import type { Logger } from "../observability/logger";
 import { cacheInstruments } from "../observability/metrics";
@@ -34,9 +34,6 @@ export function telemetryInstruments(meter: Meter) {
     cache: cacheInstruments(meter),
   };
 }
-
-const validationFailed = (details: { path: string; message: string; code: string }[]) =>
-  new ApiError(400, "validation_failed", "request validation failed", details);
 
 // ── Events ──────────────────────────────────────────────────────────────────────────────────────
 
