@@ -130,10 +130,14 @@ async function applyTransition(
   return row;
 }
 
+/** Size in UTF-8 bytes, with Web APIs only (no Node Buffer), so the service runs on every runtime. */
+const utf8 = new TextEncoder();
+const utf8Length = (text: string) => utf8.encode(text).byteLength;
+
 /** The payload's hash, once its canonical JSON is known to fit DECISION_PAYLOAD_MAX_BYTES (else 413). */
 function boundedPayloadHash(config: DecisionDeps["config"], payload: unknown): string {
   const json = canonicalJson(payload);
-  if (Buffer.byteLength(json) > config.DECISION_PAYLOAD_MAX_BYTES) {
+  if (utf8Length(json) > config.DECISION_PAYLOAD_MAX_BYTES) {
     throw new ApiError(413, "decision_payload_too_large", `payload exceeds ${config.DECISION_PAYLOAD_MAX_BYTES} bytes of canonical JSON`);
   }
   return sha256Hex(json);
@@ -148,13 +152,13 @@ export async function createDecision(
 ): Promise<{ row: DecisionRow; replayed: boolean }> {
   const { config } = deps;
   const payloadHash = boundedPayloadHash(config, input.payload);
-  if (Buffer.byteLength(canonicalJson(input.context)) > CONTEXT_MAX_BYTES) {
+  if (utf8Length(canonicalJson(input.context)) > CONTEXT_MAX_BYTES) {
     throw new ApiError(413, "decision_context_too_large", `context exceeds ${CONTEXT_MAX_BYTES} bytes of canonical JSON`);
   }
   const ttlSeconds = input.expires_in ?? config.DECISION_DEFAULT_TTL_SECONDS;
   if (ttlSeconds > config.DECISION_MAX_TTL_SECONDS) {
     throw badRequest("validation_failed", "request validation failed", [
-      { path: "body.expires_in", message: `must be at most ${config.DECISION_MAX_TTL_SECONDS} seconds`, code: "too_big" },
+      { path: "json.expires_in", message: `must be at most ${config.DECISION_MAX_TTL_SECONDS} seconds`, code: "too_big" },
     ]);
   }
   if (input.callback_url !== undefined) await assertCallbackAllowed(input.callback_url, config);

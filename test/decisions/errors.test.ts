@@ -57,6 +57,14 @@ describe("bad input is a 4xx with the error shape and changes nothing", () => {
     expect(await storedCounts()).toEqual(before);
   });
 
+  test("an expires_in over DECISION_MAX_TTL_SECONDS names the field as every validation error does", async () => {
+    const res = await create({ ...valid, expires_in: 10 * 365 * 86_400 });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { code: string; details: { path: string }[] } };
+    expect(body.error.code).toBe("validation_failed");
+    expect(body.error.details.map((d) => d.path)).toEqual(["json.expires_in"]);
+  });
+
   test("reads", async () => {
     const cases: [string, number, string][] = [
       ["/v1/decisions/not-a-uuid", 400, "validation_failed"],

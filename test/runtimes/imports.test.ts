@@ -45,6 +45,7 @@ export function runtimeSpecificUses(code: string): string[] {
       if (/\bBun\s*\.\s*\w/.test(line)) at("Bun.* global");
       if (/\bDeno\s*\.\s*\w/.test(line)) at("Deno.* global");
       if (/(?<![.\w"'`])process\s*\.\s*\w/.test(line)) at("process global");
+      if (/(?<![.\w"'`])Buffer\s*[.(]/.test(line)) at("Buffer global");
       const specifiers = line.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|^\s*import\s+)["']([^"']+)["']/g);
       for (const [, specifier = ""] of specifiers) {
         if (specifier === "bun" || specifier.startsWith("bun:")) at(`import "${specifier}"`);
@@ -70,6 +71,8 @@ describe("runtime-neutral core", () => {
       'import { z } from "zod";',
       "const processed = input.process.length;",
       'meter.createGauge("process.uptime");',
+      "const n = Buffer.byteLength(text);",
+      "const bytes = await c.req.arrayBuffer();",
     ].join("\n");
     expect(runtimeSpecificUses(sample)).toEqual([
       '1: import "node:fs"',
@@ -79,6 +82,7 @@ describe("runtime-neutral core", () => {
       "5: Bun.* global",
       "6: Deno.* global",
       "7: process global",
+      "13: Buffer global",
     ]);
   });
 
