@@ -77,9 +77,9 @@ export function createApp(deps: AppDeps) {
 
   app.notFound((c) => methodNotAllowed(app, c) ?? c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
   app.onError((error, c) => handleError(error, c as Context<AppEnv>, deps));
-  // Buffered writes (the auth audit trail) are flushed by the server after the HTTP drain, before
+  // Buffered writes (the auth audit trail and usage counters) are flushed by the server after the HTTP drain, before
   // the database closes, so a clean shutdown loses no audit row.
-  return Object.assign(app, { flush: () => auth.audit.flush() });
+  return Object.assign(app, { flush: () => Promise.all([auth.audit.flush(), auth.usage.flush()]).then(() => undefined) });
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -12,6 +12,7 @@ import { requestMeta } from "./middleware";
 import { PERMISSIONS } from "./rbac";
 import type { AuthRuntime } from "./runtime";
 import { issueToken, revokeToken } from "./sessions";
+import { listKeyUsage } from "./usage";
 
 const MAX_GRACE_SECONDS = 30 * 86_400;
 const Timestamp = IsoInstant;
@@ -236,6 +237,33 @@ const listAuditRoute = defineRoute("audit:read", {
   },
 });
 
+const KeyUsageSchema = z
+  .object({
+    key_id: z.uuid(),
+    window_start: z.string().describe("start of the one-minute window counted"),
+    via: z.enum(["api_key", "token"]).describe("whether the key itself or one of its service tokens was presented"),
+    requests: z.number().int(),
+  })
+  .openapi("KeyUsage");
+
+const listUsageRoute = defineRoute("audit:read", {
+  method: "get",
+  path: "/v1/audit/auth/usage",
+  tags: ["audit"],
+  summary: "Successful authentications of one key, counted per minute, newest first",
+  request: {
+    query: PaginationQuery.extend({
+      key_id: z.uuid().openapi({ param: { name: "key_id", in: "query" } }),
+      since: Timestamp.optional(),
+      until: Timestamp.optional(),
+    }),
+  },
+  responses: {
+    200: { description: "A page of per-minute counters", content: { "application/json": { schema: pageSchema(KeyUsageSchema) } } },
+    ...errorResponses(400),
+  },
+});
+
 const jwksRoute = defineRoute("public", {
   method: "get",
   path: "/.well-known/jwks.json",
@@ -315,6 +343,16 @@ export function authRoutes(auth: AuthRuntime) {
       const query = c.req.valid("query");
       await auth.audit.flush();
       const page = await listAuthEvents(deps.database.db, {
+        ...query,
+        since: date(query.since) ?? undefined,
+        until: date(query.until) ?? undefined,
+      });
+      return c.json(page, 200);
+    })
+    .openapi(listUsageRoute, async (c) => {
+      const query = c.req.valid("query");
+      await auth.usage.flush();
+      const page = await listKeyUsage(deps.database.db, {
         ...query,
         since: date(query.since) ?? undefined,
         until: date(query.until) ?? undefined,
