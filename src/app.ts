@@ -97,8 +97,8 @@ function handleError(error: Error, c: Context<AppEnv>, deps: AppDeps): Response 
       return c.json(errorBody(code, error.message || "bad request"), status);
     }
   }
-  const requestIdValue = c.var.requestId;
-  (c.var.logger ?? deps.logger).error("unhandled error", { request_id: requestIdValue, error });
+  const requestIdValue = c.get("requestId");
+  (c.get("logger") ?? deps.logger).error("unhandled error", { request_id: requestIdValue, error });
   return c.json(
     errorBody("internal_error", "an internal error occurred; quote the request id when reporting it", { request_id: requestIdValue }),
     500,

@@ -51,7 +51,7 @@ export interface GuardDeps {
 export const requestMeta = (c: Context<AppEnv>, trustedHops: number): RequestMeta => ({
   address: clientAddress(c, trustedHops),
   userAgent: c.req.header("user-agent") ?? null,
-  requestId: c.var.requestId ?? null,
+  requestId: c.get("requestId") ?? null,
 });
 
 /**
@@ -134,7 +134,7 @@ export function rateLimit(deps: GuardDeps): MiddlewareHandler<AppEnv> {
     service: deps.config.RATE_LIMIT_SERVICE,
   };
   return async (c, next) => {
-    const principal = c.var.principal;
+    const principal = c.get("principal");
     const [bucket, limit] = principal
       ? [`key:${principal.keyId}`, limits[principal.role]]
       : [`addr:${clientAddress(c, deps.config.TRUST_PROXY_HOPS)}`, deps.config.RATE_LIMIT_ANONYMOUS];

@@ -288,7 +288,7 @@ export function authRoutes(auth: AuthRuntime) {
       const body = c.req.valid("json");
       const { key, row } = await createKey(
         auth.keyService,
-        c.var.principal!,
+        c.get("principal")!,
         { ...body, expiresAt: body.expires_at ? new Date(body.expires_at) : undefined },
         meta(c),
       );
@@ -297,14 +297,14 @@ export function authRoutes(auth: AuthRuntime) {
     .openapi(listKeysRoute, async (c) => c.json(await listKeys(deps.database.db, c.req.valid("query"), now()), 200))
     .openapi(getKeyRoute, async (c) => c.json(keyView(await getKey(deps.database.db, c.req.valid("param").id), now()), 200))
     .openapi(revokeKeyRoute, async (c) => {
-      const row = await revokeKey(auth.keyService, c.var.principal!, c.req.valid("param").id, meta(c));
+      const row = await revokeKey(auth.keyService, c.get("principal")!, c.req.valid("param").id, meta(c));
       return c.json(keyView(row, now()), 200);
     })
     .openapi(rotateKeyRoute, async (c) => {
       const body = c.req.valid("json");
       const { key, row, old } = await rotateKey(
         auth.keyService,
-        c.var.principal!,
+        c.get("principal")!,
         c.req.valid("param").id,
         { graceSeconds: body.grace_seconds ?? 0, expiresAt: date(body.expires_at) },
         meta(c),
@@ -315,7 +315,7 @@ export function authRoutes(auth: AuthRuntime) {
       const body = c.req.valid("json");
       const issued = await issueToken(
         auth.sessions,
-        c.var.principal!,
+        c.get("principal")!,
         { ttlSeconds: body.ttl_seconds, permissions: body.permissions },
         meta(c),
       );
@@ -333,7 +333,7 @@ export function authRoutes(auth: AuthRuntime) {
       );
     })
     .openapi(revokeTokenRoute, async (c) => {
-      const principal = c.var.principal!;
+      const principal = c.get("principal")!;
       const jti = c.req.valid("json").jti ?? principal.tokenId;
       if (!jti) throw badRequest("jti_required", "give the jti of the token to revoke (or call with the token itself)");
       const row = await revokeToken(auth.sessions, principal, jti, meta(c));

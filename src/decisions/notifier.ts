@@ -39,6 +39,8 @@ interface Waiter {
 export interface DecisionNotifier {
   /** resolves once this process is listening; waiters and caches must not rely on notifications before */
   ready(): Promise<void>;
+  /** whether ready() has succeeded: a synchronous check for hot paths */
+  readonly listening: boolean;
   /** every change committed by any replica; returns the unsubscribe function */
   onChange(listener: (change: DecisionChange) => void): () => void;
   /**
@@ -80,6 +82,7 @@ function createNotifier(
   const listeners = new Set<(change: DecisionChange) => void>();
   let waiting = 0;
   let listening: Promise<void> | undefined;
+  let active = false;
   const closing = new AbortController();
 
   const release = (id: string) => {
@@ -114,7 +117,9 @@ function createNotifier(
   return {
     ready() {
       listening ??= database.listen(DECISIONS_CHANNEL, onMessage).then(
-        () => undefined,
+        () => {
+          active = true;
+        },
         (error: unknown) => {
           listening = undefined; // the next caller retries
           throw error;
@@ -148,6 +153,9 @@ function createNotifier(
       waiting++;
       timer = setTimeout(() => waiter.settle(undefined), closing.signal.aborted ? 0 : timeoutMs);
       return { settled, cancel: () => waiter.settle(undefined) };
+    },
+    get listening() {
+      return active;
     },
     get waiting() {
       return waiting;

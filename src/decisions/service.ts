@@ -1,8 +1,9 @@
 import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, type SQL, sql } from "drizzle-orm";
 import type { Principal } from "../auth/rbac";
 import { sha256Hex } from "../crypto/hash";
-import type { Database } from "../db/client";
+import { type Database, type DatabaseHandle, rowsOf } from "../db/client";
 import { isUuid, uuidv7 } from "../db/ids";
+import { rowFromDriver } from "../db/rows";
 import { type DecisionRow, type DecisionStatus, decisionEvents, decisions, pendingDecisions, webhookDeliveries } from "../db/schema";
 import type { AppDeps } from "../deps";
 import { ApiError, badRequest, conflict, notFound } from "../http/errors";
@@ -12,6 +13,7 @@ import { canonicalHash, canonicalJson } from "./canonical-json";
 import { decisionMetrics } from "./metrics";
 import { DECISIONS_CHANNEL, type DecisionNotifier, decisionNotifier } from "./notifier";
 import { presentDecision } from "./present";
+import { createLocalDecisionCache, type LocalDecisionCache } from "./read-cache";
 import { CONTEXT_MAX_BYTES, type CreateDecisionInput, type ListFilters, MAX_ESCALATION_LEVEL } from "./schemas";
 import { assertCallbackAllowed } from "./webhooks";
 
@@ -41,6 +43,24 @@ const DATE_FIELDS = ["createdAt", "updatedAt", "expiresAt", "resolvedAt", "consu
 
 export const notifierOf = (deps: DecisionDeps): DecisionNotifier =>
   decisionNotifier(deps.database, (id) => loadDecision(deps.database.db, id), deps.logger);
+
+/** Decisions held in this process at most; the oldest copy goes first past it. */
+const LOCAL_CACHE_ENTRIES = 10_000;
+const localCaches = new WeakMap<DatabaseHandle, LocalDecisionCache>();
+/** The process-wide local cache of a database handle, emptied of a decision whenever any replica changes it. */
+function localCacheOf(deps: DecisionDeps): LocalDecisionCache {
+  let cache = localCaches.get(deps.database);
+  if (!cache) {
+    const created = createLocalDecisionCache({
+      ttlMs: deps.config.DECISION_CACHE_TTL_MS,
+      maxEntries: LOCAL_CACHE_ENTRIES,
+      now: () => deps.clock.now().getTime(),
+    });
+    notifierOf(deps).onChange((change) => created.forget(change.id));
+    localCaches.set(deps.database, (cache = created));
+  }
+  return cache;
+}
 
 const metricsOf = (deps: DecisionDeps) => decisionMetrics(deps.meter, deps.database.db);
 
@@ -90,8 +110,11 @@ async function recordChange(tx: Tx, row: DecisionRow, change: ChangeRecord, at: 
     select pg_notify(${DECISIONS_CHANNEL}, json_build_array(${row.id}::text, ${row.status}::text, event.id)::text) from event`);
 }
 
-/** After commit: drop the cached copy and count the outcome. */
+/** After commit: drop the cached copies and count the outcome. */
 async function afterChange(deps: DecisionDeps, row: DecisionRow, fromStatus: DecisionStatus | null): Promise<void> {
+  // The notification will drop this process's copy too; dropping it now makes this replica's own
+  // next read fresh without waiting for it.
+  localCaches.get(deps.database)?.forget(row.id);
   if (fromStatus === "pending" && TERMINAL.has(row.status)) {
     const metrics = metricsOf(deps);
     metrics.resolved.add(1, { outcome: row.status });
@@ -184,22 +207,29 @@ export async function createDecision(
     updatedAt: now,
     expiresAt: new Date(now.getTime() + ttlSeconds * 1000),
   };
-  const created = await deps.database.db.transaction(async (tx) => {
-    const [row] = await tx
-      .insert(decisions)
-      .values(values)
-      .onConflictDoNothing({ target: [decisions.requesterKeyId, decisions.idempotencyKey] })
-      .returning();
-    if (row) {
-      await recordChange(
-        tx,
-        row,
-        { type: "created", actorKeyId: principal.keyId, fromStatus: null, data: { expires_in: ttlSeconds, payload_hash: row.payloadHash } },
-        now,
-      );
-    }
-    return row;
-  });
+  // One statement, one round trip, atomic as a transaction: the row, its `created` audit row and the
+  // notification (sent at commit, in the notifier's [id, status, event id] format). On an idempotency
+  // key already used by this caller, nothing is inserted and nothing is returned.
+  const insert = deps.database.db
+    .insert(decisions)
+    .values(values)
+    .onConflictDoNothing({ target: [decisions.requesterKeyId, decisions.idempotencyKey] })
+    .returning();
+  const result = await deps.database.db.execute(sql`
+    with inserted as ${insert},
+    event as (
+      insert into ${decisionEvents} (decision_id, type, actor_key_id, from_status, to_status, reason, data, created_at)
+      select inserted.id, 'created', inserted.requester_key_id, null, inserted.status, null,
+             jsonb_build_object('expires_in', ${ttlSeconds}::int, 'payload_hash', inserted.payload_hash), inserted.created_at
+      from inserted
+      returning id, decision_id, to_status
+    ),
+    notified as (
+      select pg_notify(${DECISIONS_CHANNEL}, json_build_array(event.decision_id::text, event.to_status, event.id)::text) from event
+    )
+    select inserted.* from inserted, (select count(*) from notified) as sent`);
+  const [raw] = rowsOf<Record<string, unknown>>(result);
+  const created = raw ? rowFromDriver(decisions, raw) : undefined;
   if (created) {
     metricsOf(deps).created.add(1, { kind: created.kind, priority: created.priority });
     return { row: created, replayed: false };
@@ -225,29 +255,43 @@ function reviveRow(json: string): DecisionRow {
   return row as unknown as DecisionRow;
 }
 
+/**
+ * This process's copy, else the shared cache's, else the database. Copies held in a process learn of
+ * other replicas' changes through the notifier, so the caches are used only while it is listening.
+ */
 async function readThroughCache(deps: DecisionDeps, id: string): Promise<DecisionRow | undefined> {
   const ttl = deps.config.DECISION_CACHE_TTL_MS;
   const instruments = cacheMetricsOf(deps);
-  // Replicas with a process-local cache learn of other replicas' changes through the notifier: the
-  // cache is used only while this process is listening.
-  if (
+  const notifier = notifierOf(deps);
+  const listening =
     ttl > 0 &&
-    (await notifierOf(deps)
-      .ready()
-      .then(
+    (notifier.listening ||
+      (await notifier.ready().then(
         () => true,
         () => false,
-      ))
-  ) {
+      )));
+  const local = listening ? localCacheOf(deps) : undefined;
+  const generation = local?.generation ?? 0;
+  if (local) {
+    const copy = local.get(id);
+    if (copy) {
+      instruments.hits.add(1, DECISION_CACHE_LABELS);
+      return copy;
+    }
     const cached = await deps.cache.get(decisionCacheKey(id)).catch(() => null);
     if (cached) {
       instruments.hits.add(1, DECISION_CACHE_LABELS);
-      return reviveRow(cached);
+      const row = reviveRow(cached);
+      local.set(id, row, generation);
+      return row;
     }
   }
   instruments.misses.add(1, DECISION_CACHE_LABELS);
   const row = await loadDecision(deps.database.db, id);
-  if (row && ttl > 0) await deps.cache.set(decisionCacheKey(id), JSON.stringify(row), ttl).catch(() => {});
+  if (row && ttl > 0) {
+    local?.set(id, row, generation);
+    await deps.cache.set(decisionCacheKey(id), JSON.stringify(row), ttl).catch(() => {});
+  }
   return row;
 }
 
