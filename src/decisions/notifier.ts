@@ -49,6 +49,11 @@ export interface DecisionNotifier {
    * settled row, or undefined at the timeout or when cancelled.
    */
   waitForSettlement(id: string, timeoutMs: number): { settled: Promise<DecisionRow | undefined>; cancel(): void };
+  /**
+   * A change this process committed itself: its waiters get the row the change returned at once,
+   * without waiting for the notification to come back or reading the row again.
+   */
+  settledHere(row: DecisionRow): void;
   /** current number of in-memory waiters (for benchmarks and diagnostics) */
   readonly waiting: number;
   /** aborted at shutdown: event streams end, so the server can drain */
@@ -153,6 +158,13 @@ function createNotifier(
       waiting++;
       timer = setTimeout(() => waiter.settle(undefined), closing.signal.aborted ? 0 : timeoutMs);
       return { settled, cancel: () => waiter.settle(undefined) };
+    },
+    settledHere(row) {
+      if (row.status === "pending") return;
+      const group = waiters.get(row.id);
+      if (!group) return;
+      waiters.delete(row.id);
+      for (const waiter of group) waiter.settle(row);
     },
     get listening() {
       return active;

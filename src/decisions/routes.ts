@@ -5,7 +5,7 @@ import type { Principal } from "../auth/rbac";
 import type { AppEnv } from "../http/env";
 import { badRequest, errorResponses } from "../http/errors";
 import { createRouter, defineRoute } from "../http/openapi";
-import { followEvents, latestEventId } from "./event-stream";
+import { eventJson, followEvents, latestEventId } from "./event-stream";
 import { decisionJson, presentDecision } from "./present";
 import {
   ApproveBody,
@@ -174,7 +174,7 @@ export function decisionRoutes(deps: DecisionDeps) {
             deps,
             principal,
             after,
-            (event) => sse.writeSSE({ id: String(event.id), event: event.type, data: JSON.stringify(event.data) }),
+            (event) => sse.writeSSE({ id: String(event.id), event: event.type, data: eventJson(event) }),
             stop.signal,
           );
         } finally {

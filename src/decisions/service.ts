@@ -115,6 +115,7 @@ async function afterChange(deps: DecisionDeps, row: DecisionRow, fromStatus: Dec
   // The notification will drop this process's copy too; dropping it now makes this replica's own
   // next read fresh without waiting for it.
   localCaches.get(deps.database)?.forget(row.id);
+  notifierOf(deps).settledHere(row);
   if (fromStatus === "pending" && TERMINAL.has(row.status)) {
     const metrics = metricsOf(deps);
     metrics.resolved.add(1, { outcome: row.status });
