@@ -78,7 +78,7 @@ export interface Results {
   duration_s: number;
   arbiter: { root_commit: string; root_dirty: boolean };
   runtime: string;
-  machine: { cpus: number; model: string; load_at_start: number[] };
+  machine: { cpus: number; model: string; load_at_start: number[]; load_at_end: number[] };
   settings: Record<string, number | string>;
   throughput: ThroughputResult[];
   latency: LatencyResult[];
@@ -107,7 +107,8 @@ export function markdown(results: Results): string {
   out.push("");
   out.push(
     `Arbiter ${results.arbiter.root_commit.slice(0, 12)}${results.arbiter.root_dirty ? " (with uncommitted changes)" : ""}, ` +
-      `${results.runtime}, ${results.machine.cpus} × ${results.machine.model}, load at start ${results.machine.load_at_start.join(" / ")}. ` +
+      `${results.runtime}, ${results.machine.cpus} × ${results.machine.model}, ` +
+      `load average ${results.machine.load_at_start.join(" / ")} at the start, ${results.machine.load_at_end.join(" / ")} at the end. ` +
       `wrk: ${s.wrk_threads} thread, ${s.connections} connections, ${s.warmup_s} s warm-up + ${s.measure_s} s measured, ` +
       `median of ${s.rounds} interleaved round(s); whole run ${results.duration_s} s.`,
   );
