@@ -96,10 +96,10 @@ interface ChangeRecord {
 const TERMINAL_SQL = sql.raw(`(${[...TERMINAL].map((status) => `'${status}'`).join(", ")})`);
 
 /**
- * A change as ONE statement (one round trip, atomic as a transaction): the conditional UPDATE, its
- * audit row, the webhook delivery for a final outcome when the decision has a callback, and the
- * notification (sent at commit, carrying the audit row's id in the notifier's `[id, status, event
- * id]` format). It returns the changed row, or no row when the update's conditions did not hold.
+ * A change as ONE statement (one round trip, atomic as a transaction): the conditional UPDATE (or
+ * INSERT), its audit row, and the webhook delivery for a final outcome when the decision has a
+ * callback. It returns the changed row with its audit event id, or no row when the conditions did
+ * not hold. The change is announced to waiters and other replicas after it commits (afterChange).
  */
 function changeStatement(update: SQLWrapper, change: ChangeRecord, at: Date): SQL {
   const type = typeof change.type === "string" ? sql`${change.type}` : change.type;
@@ -112,38 +112,43 @@ function changeStatement(update: SQLWrapper, change: ChangeRecord, at: Date): SQ
       select updated.id, ${type}, ${change.actorKeyId}::uuid, ${change.fromStatus}::text, updated.status, ${change.reason ?? null}::text,
              ${data}, ${at.toISOString()}::timestamptz
       from updated
-      returning id, decision_id, to_status
+      returning id
     ),
     webhook as (
       insert into ${webhookDeliveries} (id, decision_id, url, attempt, next_attempt_at)
       select ${uuidv7(at.getTime())}::uuid, updated.id, updated.callback_url, 1, ${at.toISOString()}::timestamptz
       from updated where updated.callback_url is not null and ${finalOutcome}
       returning 1
-    ),
-    notified as (
-      select pg_notify(${DECISIONS_CHANNEL}, json_build_array(event.decision_id::text, event.to_status, event.id)::text) from event
     )
-    select updated.* from updated, (select count(*) from notified) as sent, (select count(*) from webhook) as queued`;
+    select updated.*, event.id as change_event_id from updated, event, (select count(*) from webhook) as queued`;
+}
+
+interface Changed {
+  row: DecisionRow;
+  eventId: number;
 }
 
 /** The changed row of a changeStatement, mapped as the query builder would; undefined when nothing changed. */
-function changedRow(result: unknown): DecisionRow | undefined {
+function changedRow(result: unknown): Changed | undefined {
   const [raw] = rowsOf<Record<string, unknown>>(result);
-  return raw ? rowFromDriver(decisions, raw) : undefined;
+  return raw ? { row: rowFromDriver(decisions, raw), eventId: Number(raw.change_event_id) } : undefined;
 }
 
-/** After commit: drop the cached copies and count the outcome. */
-async function afterChange(deps: DecisionDeps, row: DecisionRow, fromStatus: DecisionStatus | null): Promise<void> {
-  // The notification will drop this process's copy too; dropping it now makes this replica's own
-  // next read fresh without waiting for it.
-  localCaches.get(deps.database)?.forget(row.id);
-  notifierOf(deps).settledHere(row);
+/** After commit: announce the change, drop the cached copies and count the outcome. */
+async function afterChange(deps: DecisionDeps, { row, eventId }: Changed, fromStatus: DecisionStatus | null): Promise<void> {
+  const notifier = notifierOf(deps);
+  // Waiters here get the row the change returned; announcing drops this process's cached copy at
+  // once and tells the other replicas.
+  notifier.settledHere(row);
+  notifier.announce({ id: row.id, status: row.status, eventId });
   if (fromStatus === "pending" && TERMINAL.has(row.status)) {
     const metrics = metricsOf(deps);
     metrics.resolved.add(1, { outcome: row.status });
     const end = row.resolvedAt ?? deps.clock.now();
     metrics.duration.record(Math.max(0, (end.getTime() - row.createdAt.getTime()) / 1000), { outcome: row.status });
   }
+  // A decision just created has no cached copy anywhere yet.
+  if (fromStatus === null) return;
   await deps.cache.delete(decisionCacheKey(row.id)).catch((error: unknown) => {
     deps.logger.warn("decision cache invalidation failed", { decision_id: row.id, error: (error as Error).message });
   });
@@ -165,9 +170,9 @@ async function applyTransition(
     .set({ ...set, updatedAt: at })
     .where(and(eq(decisions.id, id), ...conditions))
     .returning();
-  const row = changedRow(await deps.database.db.execute(changeStatement(update, change, at)));
-  if (row) await afterChange(deps, row, change.fromStatus);
-  return row;
+  const changed = changedRow(await deps.database.db.execute(changeStatement(update, change, at)));
+  if (changed) await afterChange(deps, changed, change.fromStatus);
+  return changed?.row;
 }
 
 /** Size in UTF-8 bytes, with Web APIs only (no Node Buffer), so the service runs on every runtime. */
@@ -246,8 +251,9 @@ export async function createDecision(
     ),
   );
   if (created) {
-    metricsOf(deps).created.add(1, { kind: created.kind, priority: created.priority });
-    return { row: created, replayed: false };
+    await afterChange(deps, created, null);
+    metricsOf(deps).created.add(1, { kind: created.row.kind, priority: created.row.priority });
+    return { row: created.row, replayed: false };
   }
   // The key was used before by this caller: a retry of the same request answers the first result.
   const [first] = await deps.database.db
@@ -618,7 +624,7 @@ export async function consumeDecision(deps: DecisionDeps, principal: Principal, 
  */
 export async function settleOverdue(deps: DecisionDeps, options: { ids?: string[] }): Promise<number> {
   const now = deps.clock.now();
-  const settled: { row: DecisionRow; fromStatus: DecisionStatus }[] = [];
+  const settled: Changed[] = [];
   await deps.database.db.transaction(async (tx) => {
     const due = await tx
       .select()
@@ -654,11 +660,10 @@ export async function settleOverdue(deps: DecisionDeps, options: { ids?: string[
         fromStatus: "pending",
         data: sql`jsonb_build_object('on_timeout', updated.on_timeout, 'level', updated.escalation_level)`,
       } as const;
-      const row = changedRow(await tx.execute(changeStatement(update, change, now)));
-      settled.push({ row: row!, fromStatus: "pending" });
+      settled.push(changedRow(await tx.execute(changeStatement(update, change, now)))!);
     }
   });
-  for (const { row, fromStatus } of settled) await afterChange(deps, row, fromStatus);
+  for (const changed of settled) await afterChange(deps, changed, "pending");
   return settled.length;
 }
 
