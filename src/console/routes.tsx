@@ -9,7 +9,7 @@ import { type Permission, type Principal, requirePermission } from "../auth/rbac
 import type { AuthRuntime } from "../auth/runtime";
 import { AuthFailure } from "../auth/verifier";
 import { latestEventId } from "../decisions/event-stream";
-import { presentDecision } from "../decisions/present";
+import { type DecisionView, presentDecision } from "../decisions/present";
 import { eventStreamResponse, resumeFrom } from "../decisions/routes";
 import { ApproveBody, DecisionId, QueueQuery, ReasonBody, RejectBody } from "../decisions/schemas";
 import { approveDecision, escalateDecision, getDecision, listQueue, rejectDecision } from "../decisions/service";
@@ -54,6 +54,12 @@ const VERB_PERMISSIONS: Record<Verb, Permission> = {
   reject: "decisions:resolve",
   escalate: "decisions:escalate",
 };
+
+/** What a verdict did, said after the redirect; an approval short of its quorum says how far it got. */
+const doneText = (verb: Verb, decision: DecisionView) =>
+  verb === "approve" && decision.status === "pending"
+    ? `Your approval is recorded: ${decision.approvals.length} of ${decision.required_approvals}.`
+    : DONE[verb];
 
 const DONE: Record<Verb, string> = {
   approve: "You approved this decision.",
@@ -153,11 +159,16 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
     return eventStreamResponse(c, deps, principal, after);
   });
 
-  const decisionPage = async (c: Context<AppEnv>, id: string, notice?: Notice, status: ContentfulStatusCode = 200) => {
+  const decisionPage = async (
+    c: Context<AppEnv>,
+    id: string,
+    notice?: (decision: DecisionView) => Notice,
+    status: ContentfulStatusCode = 200,
+  ) => {
     const principal = principalOf(c);
     const decision = presentDecision(await getDecision(deps, principal, id, { fresh: true }));
     const history = await decisionHistory(deps.database.db, id);
-    return render(c, <DecisionPage principal={principal} decision={decision} history={history} notice={notice} />, status);
+    return render(c, <DecisionPage principal={principal} decision={decision} history={history} notice={notice?.(decision)} />, status);
   };
 
   const decisionId = (c: Context<AppEnv>): string => {
@@ -170,7 +181,7 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
     const id = decisionId(c);
     const done = c.req.query("done");
     const verb = done && Object.hasOwn(DONE, done) ? (done as Verb) : undefined;
-    return decisionPage(c, id, verb ? { kind: "success", text: DONE[verb] } : undefined);
+    return decisionPage(c, id, verb && ((decision) => ({ kind: "success", text: doneText(verb, decision) })));
   });
 
   const verdicts: Record<Verb, (principal: Principal, id: string, reason: string | undefined) => Promise<unknown>> = {
@@ -192,7 +203,7 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
         // A refusal (already decided, escalated to an admin, a missing reason) is shown on the decision's page.
         if (!(error instanceof ApiError) || error.status === 404) throw error;
         const text = `${error.code === "validation_failed" ? firstIssue(error) : error.message}.`;
-        return decisionPage(c, id, { kind: "error", text }, error.status);
+        return decisionPage(c, id, () => ({ kind: "error", text }), error.status);
       }
       return c.redirect(`/console/decisions/${id}?done=${verb}`, 303);
     });

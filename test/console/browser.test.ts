@@ -10,7 +10,7 @@ import { startTestApp, type TestApp } from "../helpers/app";
  * live updates over the event stream, verdicts, the same without JavaScript, and an axe-core audit
  * of every page. In CI a missing Chromium fails the run; elsewhere the suite is skipped with a note.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const CHROMIUM = process.env.CHROMIUM_PATH ?? Bun.which("chromium") ?? "/usr/bin/chromium";
 const missing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} not found (install the Debian package chromium, or set CHROMIUM_PATH)`;
 if (missing && process.env.CI !== "true") console.warn(`console browser tests: skipping: ${missing}`);
 
@@ -145,7 +145,7 @@ describe.skipIf(Boolean(missing) && process.env.CI !== "true")("console in a bro
     await page.goto(`${t.url}/console/decisions/${decision.id}`);
     expect(await accessibilityViolations(page)).toEqual([]);
     await page.getByRole("button", { name: "Approve" }).click();
-    await page.getByRole("status").filter({ hasText: "You approved this decision." }).waitFor();
+    await page.getByRole("status").filter({ hasText: "Your approval is recorded: 1 of 2." }).waitFor();
     expect(await accessibilityViolations(page)).toEqual([]);
     await page.goto(`${t.url}/console/decisions/${crypto.randomUUID()}`);
     expect(await accessibilityViolations(page)).toEqual([]);
