@@ -150,5 +150,5 @@ describe.skipIf(Boolean(missing) && process.env.CI !== "true")("console in a bro
     await page.goto(`${t.url}/console/decisions/${crypto.randomUUID()}`);
     expect(await accessibilityViolations(page)).toEqual([]);
     expect(cspViolations).toEqual([]);
-  });
+  }, 60_000);
 });
