@@ -10,7 +10,7 @@ let t: TestApp;
 
 beforeAll(async () => {
   t = await startTestApp();
-});
+}, 60_000);
 afterAll(() => t.close());
 
 const decisionUrl = (id: string) => `/console/decisions/${id}`;
