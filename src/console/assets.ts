@@ -97,6 +97,13 @@ pre { background: #fff; border: 1px solid var(--line); padding: 1rem; overflow: 
 .notice-success { background: #e7f4ea; border-color: #126b2e; }
 .notice-error { background: #fbe9e9; border-color: #a4161a; }
 .notice-info { background: #e8f0fe; border-color: var(--accent); }
+.actions { display: grid; grid-template-columns: repeat(auto-fit, minmax(18rem, 1fr)); gap: 1rem; }
+.actions h2 { grid-column: 1 / -1; margin-bottom: 0; }
+.actions .card { margin: 0; max-width: none; display: flex; flex-direction: column; gap: .25rem; }
+.actions .card button { align-self: flex-start; margin-top: auto; }
+.card h3 { margin-top: 0; }
+details { margin: .5rem 0; }
+summary { cursor: pointer; color: var(--accent); }
 .pages { display: flex; gap: 1rem; margin-top: 1rem; }
 .signout span { margin-right: .5rem; }
 `;

@@ -8,6 +8,7 @@ import { rateLimit } from "../auth/middleware";
 import { type Permission, type Principal, requirePermission } from "../auth/rbac";
 import type { AuthRuntime } from "../auth/runtime";
 import { AuthFailure } from "../auth/verifier";
+import { canonicalJson } from "../decisions/canonical-json";
 import { latestEventId } from "../decisions/event-stream";
 import { type DecisionView, presentDecision } from "../decisions/present";
 import { eventStreamResponse, resumeFrom } from "../decisions/routes";
@@ -16,7 +17,7 @@ import { approveDecision, escalateDecision, getDecision, listQueue, rejectDecisi
 import type { AppDeps } from "../deps";
 import type { AppEnv } from "../http/env";
 import { ApiError, issueDetails, notFound, validationFailed } from "../http/errors";
-import { isStorableText } from "../http/input-guard";
+import { isStorableText, parseCheckedJson } from "../http/input-guard";
 import { CONSOLE_CSS, CONSOLE_JS } from "./assets";
 import { decisionHistory } from "./history";
 import { consoleSession, sameOrigin, signIn, signOut } from "./session";
@@ -184,8 +185,26 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
     return decisionPage(c, id, verb && ((decision) => ({ kind: "success", text: doneText(verb, decision) })));
   });
 
-  const verdicts: Record<Verb, (principal: Principal, id: string, reason: string | undefined) => Promise<unknown>> = {
-    approve: (principal, id, reason) => approveDecision(deps, principal, id, formInput(ApproveBody, { reason })),
+  /** The payload field of the approve form: an edit only when it differs from the request (the form shows the request). */
+  const editedPayload = async (principal: Principal, id: string, text: string): Promise<unknown> => {
+    const value = parseCheckedJson(text, "the edited payload", "form.payload");
+    const { payload } = await getDecision(deps, principal, id);
+    return canonicalJson(value) === canonicalJson(payload) ? undefined : value;
+  };
+
+  const verdicts: Record<
+    Verb,
+    (principal: Principal, id: string, reason: string | undefined, payload: string | undefined) => Promise<unknown>
+  > = {
+    approve: async (principal, id, reason, payload) => {
+      const input = formInput(ApproveBody, { reason });
+      return approveDecision(
+        deps,
+        principal,
+        id,
+        payload === undefined ? input : { ...input, payload: await editedPayload(principal, id, payload) },
+      );
+    },
     reject: (principal, id, reason) => {
       if (!reason) throw validationFailed([{ path: "form.reason", message: "A rejection needs a reason", code: "too_small" }]);
       return rejectDecision(deps, principal, id, formInput(RejectBody, { reason }).reason);
@@ -196,9 +215,9 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
   for (const [verb, permission] of Object.entries(VERB_PERMISSIONS) as [Verb, Permission][]) {
     app.post(`/decisions/:id/${verb}`, requirePermission(permission), async (c) => {
       const id = decisionId(c);
-      const { reason } = await formFields(c, ["reason"]);
+      const { reason, payload } = await formFields(c, ["reason", "payload"]);
       try {
-        await verdicts[verb](principalOf(c), id, reason);
+        await verdicts[verb](principalOf(c), id, reason, payload);
       } catch (error) {
         // A refusal (already decided, escalated to an admin, a missing reason) is shown on the decision's page.
         if (!(error instanceof ApiError) || error.status === 404) throw error;

@@ -135,13 +135,20 @@ export const QueuePage: FC<{ principal: Principal; queue: QueuePageData; cursor?
   </Layout>
 );
 
+const KeyName: FC<{ id: string; name: string | null }> = ({ id, name }) => (
+  <>
+    {" by "}
+    {name ? <strong>{name}</strong> : null} <code>{id}</code>
+  </>
+);
+
 const Json: FC<{ value: unknown }> = ({ value }) => (
   <pre tabindex={0}>
     <code>{JSON.stringify(value, null, 2)}</code>
   </pre>
 );
 
-const ActionForm: FC<{ id: string; verb: Verb; label: string; reasonRequired: boolean; help: string }> = (props) => (
+const ActionForm: FC<{ id: string; verb: Verb; label: string; reasonRequired: boolean; help: string; children?: Child }> = (props) => (
   <form method="post" action={`/console/decisions/${props.id}/${props.verb}`} class={`card action action-${props.verb}`}>
     <h3>{props.label}</h3>
     <label for={`${props.verb}-reason`}>{props.reasonRequired ? "Reason (required)" : "Reason (optional)"}</label>
@@ -156,6 +163,7 @@ const ActionForm: FC<{ id: string; verb: Verb; label: string; reasonRequired: bo
     <p id={`${props.verb}-help`} class="help">
       {props.help}
     </p>
+    {props.children}
     <button type="submit" class={`button-${props.verb}`}>
       {props.label}
     </button>
@@ -169,6 +177,7 @@ export const DecisionPage: FC<{ principal: Principal; decision: DecisionView; hi
   notice,
 }) => {
   const pending = d.status === "pending";
+  const requester = history.find((entry) => entry.type === "created")?.actorName;
   const canResolve = pending && principal.permissions.has("decisions:resolve");
   const canEscalate = pending && principal.permissions.has("decisions:escalate") && d.escalation_level < 3;
   return (
@@ -196,9 +205,9 @@ export const DecisionPage: FC<{ principal: Principal; decision: DecisionView; hi
         <dd>{`${d.approvals.length} of ${d.required_approvals}`}</dd>
         <dt>Escalation level</dt>
         <dd>{d.escalation_level}</dd>
-        <dt>Requested by key</dt>
+        <dt>Requested by</dt>
         <dd>
-          <code>{d.requester_key_id}</code>
+          {requester ? <strong>{requester}</strong> : null} <code>{d.requester_key_id}</code>
         </dd>
         <dt>Created</dt>
         <dd>
@@ -240,7 +249,20 @@ export const DecisionPage: FC<{ principal: Principal; decision: DecisionView; hi
                 label="Approve"
                 reasonRequired={false}
                 help={d.required_approvals > 1 ? "Counts as one approval towards the quorum." : "Approves the payload as shown."}
-              />
+              >
+                {d.required_approvals === 1 ? (
+                  <details>
+                    <summary>Edit the payload before approving</summary>
+                    <label for="approve-payload">Payload to approve (JSON)</label>
+                    <textarea id="approve-payload" name="payload" rows={8} spellcheck={false} aria-describedby="approve-payload-help">
+                      {JSON.stringify(d.payload, null, 2)}
+                    </textarea>
+                    <p id="approve-payload-help" class="help">
+                      Left as it is, the requested payload is approved. Changed, the edit is approved and its hash recorded.
+                    </p>
+                  </details>
+                ) : null}
+              </ActionForm>
               <ActionForm id={d.id} verb="reject" label="Reject" reasonRequired={true} help="One rejection rejects the decision." />
             </>
           ) : null}
@@ -259,13 +281,8 @@ export const DecisionPage: FC<{ principal: Principal; decision: DecisionView; hi
       <ol class="history">
         {history.map((entry) => (
           <li>
-            <Time at={entry.at} /> <strong>{entry.type}</strong>
-            {entry.actorKeyId ? (
-              <>
-                {" by key "}
-                <code>{entry.actorKeyId}</code>
-              </>
-            ) : null}
+            <Time at={entry.at} /> <strong>{entry.type.replace("_", " ")}</strong>
+            {entry.actorKeyId ? <KeyName id={entry.actorKeyId} name={entry.actorName} /> : null}
             {entry.reason ? `: ${entry.reason}` : null}
           </li>
         ))}

@@ -46,17 +46,26 @@ async function checkJsonBody(c: Context<AppEnv>): Promise<void> {
   } catch {
     throw badRequest("malformed_json", "request body is not valid UTF-8");
   }
+  parseCheckedJson(text, "request body", "json");
+}
+
+/**
+ * JSON text parsed with the checks a JSON body gets (depth, syntax, storable strings and numbers, no
+ * `__proto__` key); `what` names the text in messages, `path` prefixes the field paths in details.
+ */
+export function parseCheckedJson(text: string, what: string, path: string): unknown {
   if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
-    throw badRequest("json_too_deep", `request body nests deeper than ${MAX_JSON_DEPTH} levels`);
+    throw badRequest("json_too_deep", `${what} nests deeper than ${MAX_JSON_DEPTH} levels`);
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    throw badRequest("malformed_json", "request body is not valid JSON");
+    throw badRequest("malformed_json", `${what} is not valid JSON`);
   }
-  const problem = unstorableAt(value, "json");
+  const problem = unstorableAt(value, path);
   if (problem) throw validationFailed([problem]);
+  return value;
 }
 
 const unstorableString = (path: string) => ({

@@ -143,6 +143,46 @@ describe("console verdicts", () => {
     expect((await auditTrail(t, second.id)).map((row) => row.type)).toEqual(["created", "escalated", "rejected"]);
   });
 
+  test("approving with the payload field: unchanged approves the request, changed approves the edit, bad JSON is a 400", async () => {
+    const admin = await signIn(t, t.keys.admin);
+    const asShown = await createDecision(t);
+    const page = await (await admin.get(decisionUrl(asShown.id))).text();
+    expect(page).toContain("Edit the payload before approving");
+    expect(page).toContain("<dt>Requested by</dt><dd><strong>test-service</strong>");
+    const reordered = JSON.stringify({
+      version: "2.4.1",
+      service: "checkout",
+      rollout: { regions: ["eu-west-1", "us-east-1"], percent: 100 },
+    });
+    expect((await admin.post(`${decisionUrl(asShown.id)}/approve`, { payload: reordered })).status).toBe(303);
+    let body = await (await t.request(`/v1/decisions/${asShown.id}`, { as: "admin" })).json();
+    expect(body).toMatchObject({ status: "approved", approved_payload: null, effective_payload_hash: asShown.payload_hash });
+
+    const edited = await createDecision(t);
+    for (const [payload, status] of [
+      ["{not json", 400],
+      ['{"__proto__": {"admin": true}}', 400],
+      ['{"a": "nul\u0000"}', 400],
+      ["[".repeat(100), 400],
+    ] as const) {
+      const res = await admin.post(`${decisionUrl(edited.id)}/approve`, { payload });
+      expect(res.status).toBe(status);
+      expect(await res.text()).toContain('role="alert"');
+    }
+    expect((await admin.post(`${decisionUrl(edited.id)}/approve`, { payload: '{"service": "checkout", "version": "2.4.0"}' })).status).toBe(
+      303,
+    );
+    body = await (await t.request(`/v1/decisions/${edited.id}`, { as: "admin" })).json();
+    expect(body).toMatchObject({ status: "approved", approved_payload: { service: "checkout", version: "2.4.0" } });
+    expect(body.effective_payload_hash).not.toBe(edited.payload_hash);
+
+    const quorum = await createDecision(t, { required_approvals: 2 });
+    expect(await (await admin.get(decisionUrl(quorum.id))).text()).not.toContain("Edit the payload before approving");
+    const refused = await admin.post(`${decisionUrl(quorum.id)}/approve`, { payload: "{}" });
+    expect(refused.status).toBe(422);
+    expect((await auditTrail(t, quorum.id)).map((row) => row.type)).toEqual(["created"]);
+  });
+
   test("a readonly session sees decisions but no verdict forms, and cannot post one", async () => {
     const decision = await createDecision(t);
     const readonly = await signIn(t, t.keys.readonly);
