@@ -18,7 +18,15 @@ export const CONSOLE_JS = `"use strict";
   const TYPES = ["created", "approval_recorded", "approved", "rejected", "escalated", "expired", "cancelled", "consumed"];
   const source = new EventSource("/console/stream");
   source.addEventListener("open", () => { body.dataset.stream = "open"; });
-  source.addEventListener("error", () => { body.dataset.stream = "reconnecting"; });
+  source.addEventListener("error", () => {
+    if (source.readyState !== EventSource.CLOSED) {
+      body.dataset.stream = "reconnecting";
+      return;
+    }
+    // Refused on reconnect: the session ended (signed out, revoked or expired).
+    body.dataset.stream = "closed";
+    announce("Live updates stopped. Reload the page; you may need to sign in again.");
+  });
   window.addEventListener("pagehide", () => source.close());
 
   if (page === "queue") {

@@ -157,7 +157,8 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
   app.get("/stream", canRead, async (c) => {
     const principal = principalOf(c);
     const after = resumeFrom(c, undefined) ?? (await latestEventId(deps));
-    return eventStreamResponse(c, deps, principal, after);
+    // Ended now and then, so a signed-out, revoked or expired session stops receiving soon after.
+    return eventStreamResponse(c, deps, principal, after, { endAfterMs: deps.config.CONSOLE_STREAM_RECHECK_MS });
   });
 
   const decisionPage = async (

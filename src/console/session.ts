@@ -24,7 +24,9 @@ const CONSOLE_PERMISSIONS: readonly Permission[] = ["decisions:read", "decisions
 /** The same counter as the API's failed-authentication throttle, so guessing here spends the same budget. */
 const failureKey = (address: string) => `authfail:${address}`;
 
-const isHttps = (c: Context) => new URL(c.req.url).protocol === "https:";
+/** Served over HTTPS: directly, or (with TRUST_PROXY_HOPS) behind a proxy that terminated TLS. */
+const isHttps = (c: Context, trustedHops: number) =>
+  new URL(c.req.url).protocol === "https:" || (trustedHops > 0 && c.req.header("x-forwarded-proto")?.split(",")[0]?.trim() === "https");
 
 /**
  * API key → console session. The key must belong to a person's role (admin, operator, readonly): a
@@ -65,7 +67,7 @@ export async function signIn(auth: AuthRuntime, c: Context<AppEnv>, rawKey: stri
     path: CONSOLE_PATH,
     httpOnly: true,
     sameSite: "Strict",
-    secure: isHttps(c),
+    secure: isHttps(c, guard.config.TRUST_PROXY_HOPS),
     maxAge: issued.ttlSeconds,
   });
 }
@@ -77,7 +79,7 @@ export async function signOut(auth: AuthRuntime, c: Context<AppEnv>, principal: 
     // Already revoked elsewhere: signing out still succeeds.
     if (!(error instanceof ApiError && error.status === 409)) throw error;
   });
-  deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH, secure: isHttps(c) });
+  deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH, secure: isHttps(c, auth.guard.config.TRUST_PROXY_HOPS) });
 }
 
 /**
@@ -93,7 +95,7 @@ export function consoleSession(auth: AuthRuntime): MiddlewareHandler<AppEnv> {
         if (principal.via === "token") c.set("principal", principal);
       } catch (error) {
         if (!(error instanceof AuthFailure)) throw error;
-        deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH, secure: isHttps(c) });
+        deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH, secure: isHttps(c, auth.guard.config.TRUST_PROXY_HOPS) });
       }
     }
     await next();

@@ -182,9 +182,17 @@ export function decisionRoutes(deps: DecisionDeps) {
 
 /**
  * The decision events after `after` that `principal` may see, as Server-Sent Events until the client
- * goes away. The API's stream and the operator console's both answer with this.
+ * goes away (or `endAfterMs` passes: an EventSource then reconnects with Last-Event-ID, so the caller
+ * is authenticated again and no event is lost). The API's stream and the operator console's both
+ * answer with this.
  */
-export function eventStreamResponse(c: Context, deps: DecisionDeps, principal: Principal, after: number): Response {
+export function eventStreamResponse(
+  c: Context,
+  deps: DecisionDeps,
+  principal: Principal,
+  after: number,
+  options: { endAfterMs?: number } = {},
+): Response {
   c.header("Cache-Control", "no-store");
   c.header("X-Accel-Buffering", "no"); // proxies must not buffer the stream
   return streamSSE(c, async (sse) => {
@@ -194,6 +202,7 @@ export function eventStreamResponse(c: Context, deps: DecisionDeps, principal: P
     // Sends the headers at once (some servers hold them until the first byte) and sets the reconnect delay.
     await sse.write(`retry: ${RECONNECT_MS}\n\n`);
     const heartbeat = setInterval(() => void sse.write(": keep-alive\n\n").catch(() => stop.abort()), HEARTBEAT_MS);
+    const end = options.endAfterMs === undefined ? undefined : setTimeout(() => stop.abort(), options.endAfterMs);
     try {
       await followEvents(
         deps,
@@ -204,6 +213,7 @@ export function eventStreamResponse(c: Context, deps: DecisionDeps, principal: P
       );
     } finally {
       clearInterval(heartbeat);
+      clearTimeout(end);
     }
   });
 }

@@ -232,3 +232,44 @@ describe("console stream", () => {
     expect(event).toMatchObject({ event: "created", data: { decision_id: decision.id, to_status: "pending" } });
   });
 });
+
+describe("console behind a proxy, with tight limits", () => {
+  let p: TestApp;
+  beforeAll(async () => {
+    p = await startTestApp({ env: { AUTH_FAILURE_LIMIT: "2", CONSOLE_STREAM_RECHECK_MS: "1000", TRUST_PROXY_HOPS: "1" } });
+  }, 60_000);
+  afterAll(() => p.close());
+
+  test("failed sign-ins are throttled per address, shared with the API's failure budget", async () => {
+    const from = { "X-Forwarded-For": "203.0.113.7" };
+    const anonymous = consoleClient(p);
+    expect((await anonymous.post("/console/login", { api_key: "arb_wrong" }, from)).status).toBe(401);
+    expect((await fetch(`${p.url}/v1/decisions`, { headers: { "X-API-Key": "arb_wrong", ...from } })).status).toBe(401);
+    const throttled = await anonymous.post("/console/login", { api_key: p.keys.admin }, from);
+    expect(throttled.status).toBe(429);
+    expect(throttled.headers.get("set-cookie")).toBeNull();
+    // Another address is not affected.
+    expect((await anonymous.post("/console/login", { api_key: p.keys.admin }, { "X-Forwarded-For": "203.0.113.8" })).status).toBe(303);
+  });
+
+  test("the cookie is Secure when a trusted proxy says the request came over HTTPS", async () => {
+    const res = await consoleClient(p).post(
+      "/console/login",
+      { api_key: p.keys.operator },
+      { "X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https" },
+    );
+    expect(res.status).toBe(303);
+    expect(res.headers.get("set-cookie")).toContain("Secure");
+  });
+
+  test("the stream ends every CONSOLE_STREAM_RECHECK_MS; after sign-out, reconnecting is refused", async () => {
+    const operator = await signIn(p, p.keys.operator);
+    const started = Date.now();
+    const stream = await operator.get("/console/stream");
+    expect(stream.status).toBe(200);
+    expect(await readSse(stream, 1)).toEqual([]); // ended by the server, with no event
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await operator.post("/console/logout");
+    expect((await operator.get("/console/stream")).status).toBe(401);
+  });
+});
