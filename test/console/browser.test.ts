@@ -13,7 +13,7 @@ import { startTestApp, type TestApp } from "../helpers/app";
 const CHROMIUM = process.env.CHROMIUM_PATH ?? Bun.which("chromium") ?? "/usr/bin/chromium";
 const missing = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} not found (install the Debian package chromium, or set CHROMIUM_PATH)`;
 /** A browser on a loaded 2-core machine is slow: every test gets room, a hang still fails. */
-const TEST_TIMEOUT_MS = 60_000;
+const TEST_TIMEOUT_MS = 120_000;
 if (missing && process.env.CI !== "true") console.warn(`console browser tests: skipping: ${missing}`);
 
 describe.skipIf(Boolean(missing) && process.env.CI !== "true")("console in a browser", () => {
