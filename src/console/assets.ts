@@ -1,3 +1,5 @@
+import { sha256Hex } from "../crypto/hash";
+
 /**
  * The console's only script and style sheet, served from /console/assets/ so the pages' Content
  * Security Policy can stay `script-src 'self'` with no inline code. The pages work without the
@@ -115,3 +117,6 @@ summary { cursor: pointer; color: var(--accent); }
 .pages { display: flex; gap: 1rem; margin-top: 1rem; }
 .signout span { margin-right: .5rem; }
 `;
+
+/** Changes whenever the script or the style sheet does: the pages link `?v=ASSET_VERSION`. */
+export const ASSET_VERSION = sha256Hex(CONSOLE_JS + CONSOLE_CSS).slice(0, 12);

@@ -1,6 +1,7 @@
 import type { z } from "@hono/zod-openapi";
 import { type Context, Hono } from "hono";
 import { html } from "hono/html";
+import { HTTPException } from "hono/http-exception";
 import type { JSX } from "hono/jsx/jsx-runtime";
 import { secureHeaders } from "hono/secure-headers";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -56,25 +57,26 @@ const VERB_PERMISSIONS: Record<Verb, Permission> = {
   escalate: "decisions:escalate",
 };
 
-/** What a verdict did, said after the redirect; an approval short of its quorum says how far it got. */
-const doneText = (verb: Verb, decision: DecisionView) =>
-  verb === "approve" && decision.status === "pending"
-    ? `Your approval is recorded: ${decision.approvals.length} of ${decision.required_approvals}.`
-    : DONE[verb];
-
 const DONE: Record<Verb, string> = {
   approve: "You approved this decision.",
   reject: "You rejected this decision.",
   escalate: "You escalated this decision.",
 };
 
+/** What a verdict did, said after the redirect; an approval short of its quorum says how far it got. */
+const doneText = (verb: Verb, decision: DecisionView) =>
+  verb === "approve" && decision.status === "pending"
+    ? `Your approval is recorded: ${decision.approvals.length} of ${decision.required_approvals}.`
+    : DONE[verb];
+
 const render = (c: Context, page: JSX.Element, status: ContentfulStatusCode = 200) => {
   c.header("Cache-Control", "no-store");
   return c.html(html`<!doctype html>${page}`, status);
 };
 
+/** Pages link the assets with their content hash (`?v=`), so a browser may keep them a day. */
 const asset = (body: string, type: string) => () =>
-  new Response(body, { headers: { "Content-Type": `${type}; charset=utf-8`, "Cache-Control": "public, max-age=300" } });
+  new Response(body, { headers: { "Content-Type": `${type}; charset=utf-8`, "Cache-Control": "public, max-age=86400" } });
 
 /** The form's fields as strings; anything else (files, a body that is not a form, unstorable text) is a 400. */
 async function formFields(c: Context, names: readonly string[]): Promise<Record<string, string | undefined>> {
@@ -111,7 +113,8 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
   };
 
   const app = new Hono<AppEnv>().basePath("/console");
-  app.use(secureHeaders({ contentSecurityPolicy: CSP, strictTransportSecurity: "max-age=63072000; includeSubDomains" }));
+  // Adds the pages' CSP; the app-wide secure headers (HSTS and the rest) are set around it as on every response.
+  app.use(secureHeaders({ contentSecurityPolicy: CSP }));
   app.get("/assets/console.js", asset(CONSOLE_JS, "text/javascript"));
   app.get("/assets/console.css", asset(CONSOLE_CSS, "text/css"));
   app.use(sameOrigin());
@@ -235,12 +238,18 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
 
   app.onError((error, c) => {
     const principal = c.var.principal;
-    if (error instanceof ApiError) {
-      for (const [name, value] of Object.entries(error.headers ?? {})) c.header(name, value);
+    if (error instanceof ApiError || (error instanceof HTTPException && error.status < 500)) {
+      const headers = error instanceof ApiError ? error.headers : undefined;
+      for (const [name, value] of Object.entries(headers ?? {})) c.header(name, value);
+      const status = error.status as ContentfulStatusCode;
       return render(
         c,
-        <ErrorPage principal={principal} title={TITLES[error.status] ?? "Request refused"} message={error.message} />,
-        error.status,
+        <ErrorPage
+          principal={principal}
+          title={TITLES[status] ?? "Request refused"}
+          message={error.message || "The request was refused."}
+        />,
+        status,
       );
     }
     c.var.logger.error("unhandled error", { request_id: c.var.requestId, error });

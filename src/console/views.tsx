@@ -2,6 +2,7 @@ import type { Child, FC } from "hono/jsx";
 import type { Principal } from "../auth/rbac";
 import type { DecisionView } from "../decisions/present";
 import type { listQueue } from "../decisions/service";
+import { ASSET_VERSION } from "./assets";
 import type { HistoryEntry } from "./history";
 
 /** Server-rendered pages of the operator console: plain HTML forms that work without script. */
@@ -14,8 +15,6 @@ export interface Notice {
   kind: "success" | "error";
   text: string;
 }
-
-const ASSET_VERSION = "1";
 
 const Time: FC<{ at: string }> = ({ at }) => <time datetime={at}>{at.replace("T", " ").replace(/\.\d+Z$/, " UTC")}</time>;
 

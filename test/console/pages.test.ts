@@ -94,7 +94,10 @@ describe("console sessions", () => {
     expect(csp).toContain("frame-ancestors 'none'");
     expect(res.headers.get("cache-control")).toBe("no-store");
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
-    const script = await consoleClient(t).get("/console/assets/console.js");
+    expect(res.headers.get("strict-transport-security")).toBe("max-age=63072000; includeSubDomains");
+    const [, version] = /console\.js\?v=([0-9a-f]{12})"/.exec(await res.text()) ?? [];
+    expect(version).toBeDefined();
+    const script = await consoleClient(t).get(`/console/assets/console.js?v=${version}`);
     expect(script.status).toBe(200);
     expect(script.headers.get("content-type")).toContain("text/javascript");
   });
