@@ -154,7 +154,7 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
     if (!query.success) throw validationFailed(issueDetails(query.error.issues, "query"));
     const principal = principalOf(c);
     const queue = await listQueue(deps, principal, query.data);
-    return render(c, <QueuePage principal={principal} queue={queue} cursor={query.data.cursor} />);
+    return render(c, <QueuePage principal={principal} queue={queue} limit={query.data.limit} cursor={query.data.cursor} />);
   });
 
   app.get("/stream", canRead, async (c) => {

@@ -2,6 +2,7 @@ import type { Child, FC } from "hono/jsx";
 import type { Principal } from "../auth/rbac";
 import type { DecisionView } from "../decisions/present";
 import type { listQueue } from "../decisions/service";
+import { DEFAULT_LIMIT } from "../http/pagination";
 import { ASSET_VERSION } from "./assets";
 import type { HistoryEntry } from "./history";
 
@@ -74,9 +75,10 @@ export const LoginPage: FC<{ notice?: Notice | undefined }> = ({ notice }) => (
   </Layout>
 );
 
-export const QueuePage: FC<{ principal: Principal; queue: QueuePageData; cursor?: string | undefined }> = ({
+export const QueuePage: FC<{ principal: Principal; queue: QueuePageData; limit: number; cursor?: string | undefined }> = ({
   principal,
   queue,
+  limit,
   cursor,
 }) => (
   <Layout title="Pending decisions" page="queue" principal={principal}>
@@ -127,8 +129,8 @@ export const QueuePage: FC<{ principal: Principal; queue: QueuePageData; cursor?
         </table>
       )}
       <nav aria-label="Pages" class="pages">
-        {cursor ? <a href="/console">First page</a> : null}
-        {queue.next_cursor ? <a href={`/console?cursor=${encodeURIComponent(queue.next_cursor)}`}>Next page</a> : null}
+        {cursor ? <a href={pageLink(limit)}>First page</a> : null}
+        {queue.next_cursor ? <a href={pageLink(limit, queue.next_cursor)}>Next page</a> : null}
       </nav>
     </section>
   </Layout>
@@ -140,6 +142,12 @@ const KeyName: FC<{ id: string; name: string | null }> = ({ id, name }) => (
     {name ? <strong>{name}</strong> : null} <code>{id}</code>
   </>
 );
+
+/** A queue page's address, keeping a non-default page size. */
+const pageLink = (limit: number, cursor?: string) => {
+  const query = new URLSearchParams({ ...(limit === DEFAULT_LIMIT ? {} : { limit: String(limit) }), ...(cursor ? { cursor } : {}) });
+  return query.size === 0 ? "/console" : `/console?${query}`;
+};
 
 const Json: FC<{ value: unknown }> = ({ value }) => (
   <pre tabindex={0}>

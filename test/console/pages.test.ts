@@ -115,6 +115,21 @@ describe("console verdicts", () => {
     expect(html).not.toContain("<b>bold</b>");
   });
 
+  test("the queue pages with its cursor, keeping the page size", async () => {
+    await createDecision(t, { title: "Paging one" });
+    await createDecision(t, { title: "Paging two" });
+    const admin = await signIn(t, t.keys.admin);
+    const first = await (await admin.get("/console?limit=1")).text();
+    const next = /<a href="(\/console\?limit=1&amp;cursor=[^"]+)">Next page<\/a>/.exec(first)?.[1];
+    expect(next).toBeDefined();
+    const second = await (await admin.get(next!.replaceAll("&amp;", "&"))).text();
+    const idsOf = (html: string) => [...html.matchAll(/data-decision-id="([^"]+)"/g)].map((m) => m[1]);
+    expect(idsOf(first)).toHaveLength(1);
+    expect(idsOf(second)).toHaveLength(1);
+    expect(idsOf(second)[0]).not.toBe(idsOf(first)[0]);
+    expect(second).toContain('<a href="/console?limit=1">First page</a>');
+  });
+
   test("approve, reject and escalate through forms follow the API's rules", async () => {
     const operator = await signIn(t, t.keys.operator);
     const first = await createDecision(t);
