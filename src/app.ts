@@ -80,9 +80,9 @@ export function createApp(deps: AppDeps) {
 
   app.notFound((c) => methodNotAllowed(app, c) ?? c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
   app.onError((error, c) => handleError(error, c as Context<AppEnv>, deps));
-  // Buffered writes (the auth audit trail) are flushed by the server after the HTTP drain, before
+  // Buffered writes (the auth audit trail and usage counters) are flushed by the server after the HTTP drain, before
   // the database closes, so a clean shutdown loses no audit row.
-  return Object.assign(app, { flush: () => auth.audit.flush() });
+  return Object.assign(app, { flush: () => Promise.all([auth.audit.flush(), auth.usage.flush()]).then(() => undefined) });
 }
 
 export type App = ReturnType<typeof createApp>;
@@ -100,8 +100,8 @@ function handleError(error: Error, c: Context<AppEnv>, deps: AppDeps): Response 
       return c.json(errorBody(code, error.message || "bad request"), status);
     }
   }
-  const requestIdValue = c.var.requestId;
-  (c.var.logger ?? deps.logger).error("unhandled error", { request_id: requestIdValue, error });
+  const requestIdValue = c.get("requestId");
+  (c.get("logger") ?? deps.logger).error("unhandled error", { request_id: requestIdValue, error });
   return c.json(
     errorBody("internal_error", "an internal error occurred; quote the request id when reporting it", { request_id: requestIdValue }),
     500,

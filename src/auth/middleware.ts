@@ -8,8 +8,9 @@ import type { AppEnv } from "../http/env";
 import { ApiError } from "../http/errors";
 import type { Logger } from "../observability/logger";
 import type { AuthAudit, RequestMeta } from "./audit";
-import { clientAddress, hitWindow, peekWindow, rateLimitHeaders, type WindowState } from "./rate-limit";
+import { clientAddress, hitWindow, peekWindow, type RateLimiter, rateLimitHeaders, type WindowState } from "./rate-limit";
 import type { RevocationListener } from "./revocations";
+import type { AuthUsage } from "./usage";
 import { AuthFailure, type CredentialVerifier } from "./verifier";
 
 /** Reads the credential from `X-API-Key` or `Authorization: Bearer`; undefined when none was sent. */
@@ -41,6 +42,8 @@ export interface GuardDeps {
   verifier: CredentialVerifier;
   revocations: RevocationListener;
   audit: AuthAudit;
+  usage: AuthUsage;
+  limiter: RateLimiter;
   authFailures: Counter;
   rateLimitRejections: Counter;
 }
@@ -48,14 +51,14 @@ export interface GuardDeps {
 export const requestMeta = (c: Context<AppEnv>, trustedHops: number): RequestMeta => ({
   address: clientAddress(c, trustedHops),
   userAgent: c.req.header("user-agent") ?? null,
-  requestId: c.var.requestId ?? null,
+  requestId: c.get("requestId") ?? null,
 });
 
 /**
  * A limiter backed by the shared cache fails open: a cache outage must not take the API down with
  * it. The warning is logged at most once a minute so an outage does not flood the logs.
  */
-function failOpen(deps: GuardDeps) {
+export function failOpen(deps: Pick<GuardDeps, "clock" | "logger">) {
   let lastWarning = Number.NEGATIVE_INFINITY;
   return (error: unknown): undefined => {
     const at = deps.clock.now().getTime();
@@ -80,15 +83,17 @@ export function authenticate(deps: GuardDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const raw = presentedCredential(c.req.raw.headers);
     if (raw === undefined) return next();
-    const meta = requestMeta(c, deps.config.TRUST_PROXY_HOPS);
-    const address = meta.address ?? "unknown";
+    // Where the request came from is needed only on the slow path and for failures: a cached key
+    // answers without looking at the socket.
+    let meta: RequestMeta | undefined;
+    const metaOf = () => (meta ??= requestMeta(c, deps.config.TRUST_PROXY_HOPS));
     const { AUTH_FAILURE_LIMIT: limit, AUTH_FAILURE_WINDOW_MS: windowMs } = deps.config;
-    const nowMs = deps.clock.now().getTime();
 
     // Checked only when the credential is not already verified in this replica's cache: guessing
     // always takes that path, while a client sharing an address with a guesser keeps working.
     const refuseWhenThrottled = async () => {
-      const failures = await peekWindow(deps.cache, failureKey(address), limit, windowMs, nowMs).catch(skip);
+      const address = metaOf().address ?? "unknown";
+      const failures = await peekWindow(deps.cache, failureKey(address), limit, windowMs, deps.clock.now().getTime()).catch(skip);
       if (failures && !failures.allowed) {
         deps.rateLimitRejections.add(1, { scope: "address" });
         throw tooMany("too_many_failed_attempts", "too many failed authentication attempts from this address; retry later", failures);
@@ -106,12 +111,14 @@ export function authenticate(deps: GuardDeps): MiddlewareHandler<AppEnv> {
     try {
       const principal = await deps.verifier.verify(raw, beforeSlowPath);
       c.set("principal", principal);
-      deps.audit.record({ ...meta, action: "authenticate", outcome: "success", actorKeyId: principal.keyId, targetId: principal.tokenId });
+      // Successful use is counted per key and minute (api_key_usage), not written row by row.
+      deps.usage.count(principal.keyId, principal.via);
     } catch (error) {
       if (!(error instanceof AuthFailure)) throw error;
+      const failure = metaOf();
       deps.authFailures.add(1, { reason: error.code });
-      deps.audit.record({ ...meta, action: "authenticate", outcome: "failure", reason: error.code, actorKeyId: error.actorKeyId });
-      await hitWindow(deps.cache, failureKey(address), limit, windowMs, nowMs).catch(skip);
+      deps.audit.record({ ...failure, action: "authenticate", outcome: "failure", reason: error.code, actorKeyId: error.actorKeyId });
+      await hitWindow(deps.cache, failureKey(failure.address ?? "unknown"), limit, windowMs, deps.clock.now().getTime()).catch(skip);
       throw error;
     }
     await next();
@@ -120,7 +127,6 @@ export function authenticate(deps: GuardDeps): MiddlewareHandler<AppEnv> {
 
 /** Per key (by role) for authenticated callers, per address for anonymous ones. */
 export function rateLimit(deps: GuardDeps): MiddlewareHandler<AppEnv> {
-  const skip = failOpen(deps);
   const limits: Record<Role, number> = {
     admin: deps.config.RATE_LIMIT_ADMIN,
     operator: deps.config.RATE_LIMIT_OPERATOR,
@@ -128,12 +134,11 @@ export function rateLimit(deps: GuardDeps): MiddlewareHandler<AppEnv> {
     service: deps.config.RATE_LIMIT_SERVICE,
   };
   return async (c, next) => {
-    const principal = c.var.principal;
+    const principal = c.get("principal");
     const [bucket, limit] = principal
       ? [`key:${principal.keyId}`, limits[principal.role]]
       : [`addr:${clientAddress(c, deps.config.TRUST_PROXY_HOPS)}`, deps.config.RATE_LIMIT_ANONYMOUS];
-    const state = await hitWindow(deps.cache, bucket, limit, deps.config.RATE_LIMIT_WINDOW_MS, deps.clock.now().getTime()).catch(skip);
-    if (!state) return next();
+    const state = await deps.limiter.hit(bucket, limit, deps.config.RATE_LIMIT_WINDOW_MS);
     if (!state.allowed) {
       deps.rateLimitRejections.add(1, { scope: principal ? "key" : "address" });
       throw tooMany("rate_limited", "rate limit exceeded; retry after the number of seconds in Retry-After", state);

@@ -26,6 +26,110 @@ export async function hitWindow(cache: Cache, key: string, limit: number, window
   return { allowed: count <= limit, limit, remaining: Math.max(0, limit - count), resetMs };
 }
 
+/** Hits a replica may count without telling the shared cache: 1% of the limit, at least 1. */
+export const localAllowance = (limit: number) => Math.max(1, Math.floor(limit / 100));
+/** Unpushed hits older than this are pushed with the next request, even below the allowance. */
+export const SYNC_INTERVAL_MS = 250;
+
+export interface RateLimiter {
+  /** Counts one request against `key`'s current window; `allowed` says whether it is within `limit`. */
+  hit(key: string, limit: number, windowMs: number): Promise<WindowState>;
+}
+
+interface LocalWindow {
+  window: number;
+  endsAt: number;
+  /** hits counted by this replica in this window */
+  local: number;
+  /** how many of them the shared counter has */
+  pushed: number;
+  /** hits of other replicas, as of the last push */
+  others: number;
+  lastPush: number;
+  pushing: Promise<void> | undefined;
+  /** false until the shared counter has answered once in this window */
+  known: boolean;
+}
+
+/**
+ * Fixed windows counted in this process and added to the shared counter (`hitWindow`'s key) in
+ * batches, so a request costs a map update instead of a cache round trip, and the limit still holds
+ * across replicas. A replica pushes its count when it first sees a window, whenever its unpushed
+ * hits reach the local allowance (1% of the limit), within SYNC_INTERVAL_MS otherwise, and before
+ * every answer once the window is within one allowance of the limit. Each hit is judged by its own
+ * place in the window (its local ordinal plus the other replicas' hits last seen). The bound: with
+ * R replicas, a window admits at most limit + (R − 1) × allowance requests; a single replica is
+ * exact. Limits under 100 have an allowance of 1: every hit is pushed before it is answered.
+ * When the cache fails, `onError` is told and the replica keeps limiting on its own counts.
+ */
+export function createRateLimiter(deps: { cache: Cache; now: () => number; onError: (error: unknown) => void }): RateLimiter {
+  const windows = new Map<string, LocalWindow>();
+  let lastPrune = 0;
+
+  const push = (key: string, state: LocalWindow, windowMs: number, nowMs: number): Promise<void> => {
+    if (state.pushing) return state.pushing;
+    const amount = state.local - state.pushed;
+    const { counter, resetMs } = currentWindow(key, windowMs, nowMs);
+    const settle = () => {
+      state.known = true;
+      state.lastPush = deps.now();
+      state.pushing = undefined;
+    };
+    state.pushing = deps.cache.increment(counter, resetMs + 1_000, amount).then(
+      ({ count }) => {
+        state.pushed += amount;
+        state.others = Math.max(state.others, count - state.pushed);
+        settle();
+      },
+      (error: unknown) => {
+        settle();
+        deps.onError(error);
+      },
+    );
+    return state.pushing;
+  };
+
+  /** Drops windows that have ended, at most once a second. */
+  const prune = (nowMs: number) => {
+    if (nowMs - lastPrune < 1_000) return;
+    lastPrune = nowMs;
+    for (const [key, state] of windows) if (state.endsAt <= nowMs) windows.delete(key);
+  };
+
+  return {
+    async hit(key, limit, windowMs) {
+      const nowMs = deps.now();
+      const window = Math.floor(nowMs / windowMs);
+      prune(nowMs);
+      const id = `${windowMs}:${key}`;
+      let state = windows.get(id);
+      if (!state || state.window !== window) {
+        state = {
+          window,
+          endsAt: (window + 1) * windowMs,
+          local: 0,
+          pushed: 0,
+          others: 0,
+          lastPush: nowMs,
+          pushing: undefined,
+          known: false,
+        };
+        windows.set(id, state);
+      }
+      const ordinal = ++state.local;
+      const allowance = localAllowance(limit);
+      const mustPush = () => !state.known || state.local - state.pushed >= allowance || limit - (state.local + state.others) < allowance;
+      if (mustPush()) {
+        await push(key, state, windowMs, nowMs);
+        // A push already in flight did not carry this hit: send it too when it still must go.
+        if (state.pushed < ordinal && mustPush()) await push(key, state, windowMs, nowMs);
+      } else if (nowMs - state.lastPush >= SYNC_INTERVAL_MS) void push(key, state, windowMs, nowMs);
+      const count = ordinal + state.others;
+      return { allowed: count <= limit, limit, remaining: Math.max(0, limit - count), resetMs: state.endsAt - nowMs };
+    },
+  };
+}
+
 /** The current count of a window without adding to it. */
 export async function peekWindow(cache: Cache, key: string, limit: number, windowMs: number, nowMs: number): Promise<WindowState> {
   const { counter, resetMs } = currentWindow(key, windowMs, nowMs);

@@ -12,6 +12,7 @@ import { requestMeta } from "./middleware";
 import { PERMISSIONS } from "./rbac";
 import type { AuthRuntime } from "./runtime";
 import { issueToken, revokeToken } from "./sessions";
+import { listKeyUsage } from "./usage";
 
 const MAX_GRACE_SECONDS = 30 * 86_400;
 const Timestamp = IsoInstant;
@@ -236,6 +237,33 @@ const listAuditRoute = defineRoute("audit:read", {
   },
 });
 
+const KeyUsageSchema = z
+  .object({
+    key_id: z.uuid(),
+    window_start: z.string().describe("start of the one-minute window counted"),
+    via: z.enum(["api_key", "token"]).describe("whether the key itself or one of its service tokens was presented"),
+    requests: z.number().int(),
+  })
+  .openapi("KeyUsage");
+
+const listUsageRoute = defineRoute("audit:read", {
+  method: "get",
+  path: "/v1/audit/auth/usage",
+  tags: ["audit"],
+  summary: "Successful authentications of one key, counted per minute, newest first",
+  request: {
+    query: PaginationQuery.extend({
+      key_id: z.uuid().openapi({ param: { name: "key_id", in: "query" } }),
+      since: Timestamp.optional(),
+      until: Timestamp.optional(),
+    }),
+  },
+  responses: {
+    200: { description: "A page of per-minute counters", content: { "application/json": { schema: pageSchema(KeyUsageSchema) } } },
+    ...errorResponses(400),
+  },
+});
+
 const jwksRoute = defineRoute("public", {
   method: "get",
   path: "/.well-known/jwks.json",
@@ -260,7 +288,7 @@ export function authRoutes(auth: AuthRuntime) {
       const body = c.req.valid("json");
       const { key, row } = await createKey(
         auth.keyService,
-        c.var.principal!,
+        c.get("principal")!,
         { ...body, expiresAt: body.expires_at ? new Date(body.expires_at) : undefined },
         meta(c),
       );
@@ -269,14 +297,14 @@ export function authRoutes(auth: AuthRuntime) {
     .openapi(listKeysRoute, async (c) => c.json(await listKeys(deps.database.db, c.req.valid("query"), now()), 200))
     .openapi(getKeyRoute, async (c) => c.json(keyView(await getKey(deps.database.db, c.req.valid("param").id), now()), 200))
     .openapi(revokeKeyRoute, async (c) => {
-      const row = await revokeKey(auth.keyService, c.var.principal!, c.req.valid("param").id, meta(c));
+      const row = await revokeKey(auth.keyService, c.get("principal")!, c.req.valid("param").id, meta(c));
       return c.json(keyView(row, now()), 200);
     })
     .openapi(rotateKeyRoute, async (c) => {
       const body = c.req.valid("json");
       const { key, row, old } = await rotateKey(
         auth.keyService,
-        c.var.principal!,
+        c.get("principal")!,
         c.req.valid("param").id,
         { graceSeconds: body.grace_seconds ?? 0, expiresAt: date(body.expires_at) },
         meta(c),
@@ -287,7 +315,7 @@ export function authRoutes(auth: AuthRuntime) {
       const body = c.req.valid("json");
       const issued = await issueToken(
         auth.sessions,
-        c.var.principal!,
+        c.get("principal")!,
         { ttlSeconds: body.ttl_seconds, permissions: body.permissions },
         meta(c),
       );
@@ -305,7 +333,7 @@ export function authRoutes(auth: AuthRuntime) {
       );
     })
     .openapi(revokeTokenRoute, async (c) => {
-      const principal = c.var.principal!;
+      const principal = c.get("principal")!;
       const jti = c.req.valid("json").jti ?? principal.tokenId;
       if (!jti) throw badRequest("jti_required", "give the jti of the token to revoke (or call with the token itself)");
       const row = await revokeToken(auth.sessions, principal, jti, meta(c));
@@ -315,6 +343,16 @@ export function authRoutes(auth: AuthRuntime) {
       const query = c.req.valid("query");
       await auth.audit.flush();
       const page = await listAuthEvents(deps.database.db, {
+        ...query,
+        since: date(query.since) ?? undefined,
+        until: date(query.until) ?? undefined,
+      });
+      return c.json(page, 200);
+    })
+    .openapi(listUsageRoute, async (c) => {
+      const query = c.req.valid("query");
+      await auth.usage.flush();
+      const page = await listKeyUsage(deps.database.db, {
         ...query,
         since: date(query.since) ?? undefined,
         until: date(query.until) ?? undefined,

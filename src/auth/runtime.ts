@@ -1,16 +1,19 @@
 import type { AppDeps } from "../deps";
 import { type AuthAudit, createAuthAudit } from "./audit";
 import type { KeyServiceDeps } from "./keys-service";
-import type { GuardDeps } from "./middleware";
+import { failOpen, type GuardDeps } from "./middleware";
+import { createRateLimiter } from "./rate-limit";
 import { createRevocationListener, publishRevocation } from "./revocations";
 import type { SessionDeps } from "./sessions";
 import { createTokenSigner, type TokenSigner } from "./tokens";
+import { type AuthUsage, createAuthUsage } from "./usage";
 import { type CredentialVerifier, createVerifier } from "./verifier";
 
 /** Everything identity keeps per app instance: caches, the audit buffer, the signing keys. */
 export interface AuthRuntime {
   deps: AppDeps;
   audit: AuthAudit;
+  usage: AuthUsage;
   signer: TokenSigner;
   verifier: CredentialVerifier;
   keyService: KeyServiceDeps;
@@ -21,6 +24,7 @@ export interface AuthRuntime {
 export function createAuthRuntime(deps: AppDeps): AuthRuntime {
   const db = deps.database.db;
   const audit = createAuthAudit({ db, clock: deps.clock, logger: deps.logger });
+  const usage = createAuthUsage({ db, clock: deps.clock, logger: deps.logger });
   const signer = createTokenSigner({ db, config: deps.config, clock: deps.clock });
   const verifier = createVerifier({
     db,
@@ -48,6 +52,7 @@ export function createAuthRuntime(deps: AppDeps): AuthRuntime {
   return {
     deps,
     audit,
+    usage,
     signer,
     verifier,
     keyService: { db, clock: deps.clock, audit, forgetKey },
@@ -60,6 +65,9 @@ export function createAuthRuntime(deps: AppDeps): AuthRuntime {
       verifier,
       revocations,
       audit,
+      usage,
+      // One limiter per app: its local counts are what keep a request off the cache's round trip.
+      limiter: createRateLimiter({ cache: deps.cache, now: () => deps.clock.now().getTime(), onError: failOpen(deps) }),
       authFailures: deps.meter.createCounter("arbiter.auth.failures", { description: "Failed authentication attempts, by reason" }),
       rateLimitRejections: deps.meter.createCounter("arbiter.rate_limit.rejections", {
         description: "Requests refused by a rate limit, by scope (key or address)",

@@ -64,6 +64,7 @@ export function createVerifier(deps: {
   // Verified token claims, keyed by the token's SHA-256 (the token itself is not kept).
   const verifiedTokens = createTtlCache<TokenClaims>({ ttlMs: deps.ttlMs, now });
   const lastTouched = new Map<string, number>();
+  const keyPrincipals = new WeakMap<ApiKeyRow, Principal>();
   // Counts revocations seen. A row read before one arrived may predate it (the read raced the
   // revoking transaction), so it answers its own request but is not cached.
   let revocationsSeen = 0;
@@ -116,7 +117,10 @@ export function createVerifier(deps: {
       throw new AuthFailure("invalid_key", "the API key is not valid");
     assertUsable(row);
     touch(row);
-    return principalFor(row, effectivePermissions(row.role, row.permissions));
+    // One principal per cached row: a request by a cached key allocates no permission set.
+    let principal = keyPrincipals.get(row);
+    if (!principal) keyPrincipals.set(row, (principal = principalFor(row, effectivePermissions(row.role, row.permissions))));
+    return principal;
   }
 
   async function verifyToken(raw: string, slowPath: () => Promise<void>): Promise<Principal> {

@@ -48,13 +48,13 @@ export function createMemoryCache(options: { maxEntries?: number; now?: () => nu
     async delete(key) {
       entries.delete(key);
     },
-    async increment(key, ttlMs) {
+    async increment(key, ttlMs, by = 1) {
       const entry = live(key);
       if (!entry) {
-        put(key, { value: "1", expiresAt: now() + ttlMs });
-        return { count: 1, ttlMs };
+        put(key, { value: String(by), expiresAt: now() + ttlMs });
+        return { count: by, ttlMs };
       }
-      const count = Number(entry.value) + 1;
+      const count = Number(entry.value) + by;
       entry.value = String(count);
       // As in Redis: a counter found without an expiry gets one, so a window always ends.
       if (entry.expiresAt === Number.POSITIVE_INFINITY) entry.expiresAt = now() + ttlMs;

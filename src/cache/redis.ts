@@ -49,14 +49,16 @@ export function createRedisCache(options: RedisCacheOptions): Cache {
   };
   const ready = async (connection: Redis) => {
     if (connection.status === "ready") return;
-    if (connection.status === "wait" || connection.status === "end") {
-      connecting ??= connectWithin(connection).finally(() => {
+    if (!connecting && (connection.status === "wait" || connection.status === "end")) {
+      connecting = connectWithin(connection).finally(() => {
         connecting = undefined;
       });
-      await connecting.catch((error: unknown) => {
-        throw new CacheUnavailableError(`redis: ${(error as Error).message}`);
-      });
     }
+    // Every command issued while the first connect is under way waits for it (its status is then
+    // "connecting", and without the wait it would fail at once on the offline queue being off).
+    await connecting?.catch((error: unknown) => {
+      throw new CacheUnavailableError(`redis: ${(error as Error).message}`);
+    });
   };
   const run = async <T>(op: () => Promise<T>): Promise<T> => {
     await ready(client);
@@ -97,8 +99,8 @@ export function createRedisCache(options: RedisCacheOptions): Cache {
     async delete(key) {
       await run(() => client.del(key));
     },
-    async increment(key, ttlMs) {
-      const [count, ttl] = (await run(() => client.eval(INCREMENT_SCRIPT, 1, key, Math.max(1, Math.ceil(ttlMs))))) as [number, number];
+    async increment(key, ttlMs, by = 1) {
+      const [count, ttl] = (await run(() => client.eval(INCREMENT_SCRIPT, 1, key, Math.max(1, Math.ceil(ttlMs)), by))) as [number, number];
       return { count: Number(count), ttlMs: Number(ttl) };
     },
     async publish(channel, message) {

@@ -10,10 +10,11 @@ export interface Cache {
   set(key: string, value: string, ttlMs?: number): Promise<void>;
   delete(key: string): Promise<void>;
   /**
-   * Atomically adds 1 and, when the key is new, sets its expiry. Returns the new count and the
-   * time left before the window resets: the primitive behind fixed-window rate limits.
+   * Atomically adds `by` (default 1; 0 reads the count) and, when the key is new, sets its expiry.
+   * Returns the new count and the time left before the window resets: the primitive behind
+   * fixed-window rate limits.
    */
-  increment(key: string, ttlMs: number): Promise<{ count: number; ttlMs: number }>;
+  increment(key: string, ttlMs: number, by?: number): Promise<{ count: number; ttlMs: number }>;
   publish(channel: string, message: string): Promise<void>;
   /** resolves once the subscription is active; the returned function ends it */
   subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;

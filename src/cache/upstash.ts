@@ -60,9 +60,9 @@ export function createUpstashCache(options: UpstashCacheOptions): Cache {
     async delete(key) {
       await run(() => client.del(k(key)));
     },
-    async increment(key, ttlMs) {
+    async increment(key, ttlMs, by = 1) {
       const [count, ttl] = await run(() =>
-        client.eval<[string], [number, number]>(INCREMENT_SCRIPT, [k(key)], [String(Math.max(1, Math.ceil(ttlMs)))]),
+        client.eval<[string, string], [number, number]>(INCREMENT_SCRIPT, [k(key)], [String(Math.max(1, Math.ceil(ttlMs))), String(by)]),
       );
       return { count: Number(count), ttlMs: Number(ttl) };
     },

@@ -107,7 +107,7 @@ const firstIssue = (error: ApiError) => (error.details as { message: string }[])
 
 export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
   const principalOf = (c: Context<AppEnv>): Principal => {
-    const principal = c.var.principal;
+    const principal = c.get("principal");
     if (!principal) throw new ApiError(401, "unauthenticated", "your console session has ended; sign in again");
     return principal;
   };
@@ -122,13 +122,13 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
   app.use(rateLimit(auth.guard));
   // Pages send a visitor without a session to the sign-in form; forms and the stream answer 401.
   app.use(async (c, next) => {
-    if (!c.var.principal && c.req.method === "GET" && c.req.path !== "/console/login" && c.req.path !== "/console/stream") {
+    if (!c.get("principal") && c.req.method === "GET" && c.req.path !== "/console/login" && c.req.path !== "/console/stream") {
       return c.redirect("/console/login", 303);
     }
     await next();
   });
 
-  app.get("/login", (c) => (c.var.principal ? c.redirect("/console", 303) : render(c, <LoginPage />)));
+  app.get("/login", (c) => (c.get("principal") ? c.redirect("/console", 303) : render(c, <LoginPage />)));
 
   app.post("/login", async (c) => {
     const { api_key: key } = await formFields(c, ["api_key"]);
@@ -237,7 +237,7 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
   });
 
   app.onError((error, c) => {
-    const principal = c.var.principal;
+    const principal = c.get("principal");
     if (error instanceof ApiError || (error instanceof HTTPException && error.status < 500)) {
       const headers = error instanceof ApiError ? error.headers : undefined;
       for (const [name, value] of Object.entries(headers ?? {})) c.header(name, value);
@@ -252,8 +252,8 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
         status,
       );
     }
-    c.var.logger.error("unhandled error", { request_id: c.var.requestId, error });
-    const message = `Something went wrong on our side. Quote request id ${c.var.requestId} when reporting it.`;
+    c.get("logger").error("unhandled error", { request_id: c.get("requestId"), error });
+    const message = `Something went wrong on our side. Quote request id ${c.get("requestId")} when reporting it.`;
     return render(c, <ErrorPage principal={principal} title="Internal error" message={message} />, 500);
   });
 

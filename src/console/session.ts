@@ -56,7 +56,9 @@ export async function signIn(auth: AuthRuntime, c: Context<AppEnv>, rawKey: stri
     await hitWindow(guard.cache, failureKey(address), limit, windowMs, nowMs).catch(() => undefined);
     throw error;
   }
+  // A sign-in is kept in the audit trail (per-request use is only counted, as for the API).
   guard.audit.record({ ...meta, action: "authenticate", outcome: "success", actorKeyId: principal.keyId });
+  guard.usage.count(principal.keyId, principal.via);
   if (!principal.permissions.has("decisions:read")) {
     throw new ApiError(403, "forbidden", "the console needs the decisions:read permission", { required: "decisions:read" });
   }
@@ -92,7 +94,10 @@ export function consoleSession(auth: AuthRuntime): MiddlewareHandler<AppEnv> {
     if (token) {
       try {
         const principal = await auth.verifier.verify(token, () => auth.guard.revocations.listen());
-        if (principal.via === "token") c.set("principal", principal);
+        if (principal.via === "token") {
+          c.set("principal", principal);
+          auth.guard.usage.count(principal.keyId, principal.via);
+        }
       } catch (error) {
         if (!(error instanceof AuthFailure)) throw error;
         deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH, secure: isHttps(c, auth.guard.config.TRUST_PROXY_HOPS) });

@@ -1,14 +1,14 @@
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js";
+import { sha256Bytes } from "../platform/sha256";
 
 /**
  * Hashing and comparison the core needs synchronously (config parsing hashes bootstrap keys, the
  * auth hot path hashes every presented key). Web Crypto is async-only and `node:crypto` is not on
- * every fetch-only platform, so these run on the audited pure-JS @noble/hashes: the same code on
- * Bun, Deno, Node and edge runtimes.
+ * every fetch-only platform: SHA-256 comes from src/platform/sha256.ts (native on Bun, the audited
+ * pure-JS @noble/hashes elsewhere), HMAC from @noble/hashes everywhere.
  */
-const sha256Bytes = (text: string): Uint8Array => sha256(utf8ToBytes(text));
 
 export const sha256Hex = (text: string): string => bytesToHex(sha256Bytes(text));
 

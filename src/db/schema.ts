@@ -8,6 +8,7 @@ import {
   jsonb,
   pgTable,
   pgView,
+  primaryKey,
   smallint,
   text,
   timestamp,
@@ -90,7 +91,23 @@ export const signingKeys = pgTable("signing_keys", {
   retiredAt: ts("retired_at"),
 });
 
-/** Append-only: every authentication success and failure and every key/token change. */
+/**
+ * Successful authentications, counted per key, per minute and per credential kind. A row per request
+ * would make the audit trail the cost of every call; failures and every key or token change stay
+ * individual rows in `auth_events`.
+ */
+export const apiKeyUsage = pgTable(
+  "api_key_usage",
+  {
+    keyId: uuid("key_id").notNull(),
+    windowStart: ts("window_start").notNull(),
+    via: text("via", { enum: ["api_key", "token"] }).notNull(),
+    requests: bigint("requests", { mode: "number" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.keyId, t.windowStart, t.via] }), check("api_key_usage_via_check", inList("via", ["api_key", "token"]))],
+);
+
+/** Append-only: every authentication failure and every key/token change (successes are counted in `api_key_usage`). */
 export const authEvents = pgTable(
   "auth_events",
   {

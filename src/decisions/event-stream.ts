@@ -1,5 +1,6 @@
 import { asc, eq, gt, max } from "drizzle-orm";
 import type { Principal } from "../auth/rbac";
+import type { DatabaseHandle } from "../db/client";
 import { decisionEvents, decisions } from "../db/schema";
 import { type DecisionDeps, notifierOf } from "./service";
 
@@ -40,6 +41,58 @@ export interface StreamedEvent {
   };
 }
 
+type ScannedRow = { event: typeof decisionEvents.$inferSelect; requesterKeyId: string };
+
+// Scans in flight, per database and start id. Streams that are caught up all wait after the same id,
+// so a change wakes them together: they share one query instead of running one each.
+const scansInFlight = new WeakMap<DatabaseHandle, Map<number, Promise<ScannedRow[]>>>();
+
+function scanAfter(deps: DecisionDeps, floor: number): Promise<ScannedRow[]> {
+  let scans = scansInFlight.get(deps.database);
+  if (!scans) scansInFlight.set(deps.database, (scans = new Map()));
+  const inFlight = scans.get(floor);
+  if (inFlight) return inFlight;
+  const scan = deps.database.db
+    .select({ event: decisionEvents, requesterKeyId: decisions.requesterKeyId })
+    .from(decisionEvents)
+    .innerJoin(decisions, eq(decisions.id, decisionEvents.decisionId))
+    .where(gt(decisionEvents.id, floor))
+    .orderBy(asc(decisionEvents.id))
+    .limit(SCAN_LIMIT)
+    .finally(() => scans.delete(floor));
+  scans.set(floor, scan);
+  return scan;
+}
+
+const streamedData = new WeakMap<ScannedRow["event"], StreamedEvent["data"]>();
+/** The event as streams send it, built once per scanned row however many streams send it. */
+function streamed(event: ScannedRow["event"]): StreamedEvent["data"] {
+  let data = streamedData.get(event);
+  if (!data) {
+    data = {
+      event_id: event.id,
+      decision_id: event.decisionId,
+      type: event.type,
+      from_status: event.fromStatus,
+      to_status: event.toStatus,
+      actor_key_id: event.actorKeyId,
+      reason: event.reason,
+      data: event.data,
+      created_at: event.createdAt.toISOString(),
+    };
+    streamedData.set(event, data);
+  }
+  return data;
+}
+
+const streamedJson = new WeakMap<StreamedEvent["data"], string>();
+/** An event's data as JSON text, serialised once for every stream that sends it. */
+export function eventJson(event: StreamedEvent): string {
+  let text = streamedJson.get(event.data);
+  if (text === undefined) streamedJson.set(event.data, (text = JSON.stringify(event.data)));
+  return text;
+}
+
 /** The newest event id now: where a stream without Last-Event-ID starts (it shows what happens next). */
 export async function latestEventId(deps: DecisionDeps): Promise<number> {
   const [row] = await deps.database.db.select({ id: max(decisionEvents.id) }).from(decisionEvents);
@@ -75,13 +128,7 @@ export async function followEvents(
   try {
     while (!signal.aborted) {
       changed = false;
-      const rows = await deps.database.db
-        .select({ event: decisionEvents, requesterKeyId: decisions.requesterKeyId })
-        .from(decisionEvents)
-        .innerJoin(decisions, eq(decisions.id, decisionEvents.decisionId))
-        .where(gt(decisionEvents.id, floor))
-        .orderBy(asc(decisionEvents.id))
-        .limit(SCAN_LIMIT);
+      const rows = await scanAfter(deps, floor);
       let holding = false;
       for (const { event, requesterKeyId } of rows) {
         if (event.id !== floor + 1) {
@@ -95,21 +142,7 @@ export async function followEvents(
         holeSeenAt = undefined;
         floor = event.id;
         if (principal.role === "service" && requesterKeyId !== principal.keyId) continue;
-        await send({
-          id: event.id,
-          type: event.type,
-          data: {
-            event_id: event.id,
-            decision_id: event.decisionId,
-            type: event.type,
-            from_status: event.fromStatus,
-            to_status: event.toStatus,
-            actor_key_id: event.actorKeyId,
-            reason: event.reason,
-            data: event.data,
-            created_at: event.createdAt.toISOString(),
-          },
-        });
+        await send({ id: event.id, type: event.type, data: streamed(event) });
         if (signal.aborted) return;
       }
       if ((rows.length === SCAN_LIMIT || changed) && !holding) continue; // more to read already

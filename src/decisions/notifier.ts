@@ -39,6 +39,8 @@ interface Waiter {
 export interface DecisionNotifier {
   /** resolves once this process is listening; waiters and caches must not rely on notifications before */
   ready(): Promise<void>;
+  /** whether ready() has succeeded: a synchronous check for hot paths */
+  readonly listening: boolean;
   /** every change committed by any replica; returns the unsubscribe function */
   onChange(listener: (change: DecisionChange) => void): () => void;
   /**
@@ -47,6 +49,11 @@ export interface DecisionNotifier {
    * settled row, or undefined at the timeout or when cancelled.
    */
   waitForSettlement(id: string, timeoutMs: number): { settled: Promise<DecisionRow | undefined>; cancel(): void };
+  /**
+   * A change this process committed itself: its waiters get the row the change returned at once,
+   * without waiting for the notification to come back or reading the row again.
+   */
+  settledHere(row: DecisionRow): void;
   /** current number of in-memory waiters (for benchmarks and diagnostics) */
   readonly waiting: number;
   /** aborted at shutdown: event streams end, so the server can drain */
@@ -80,6 +87,7 @@ function createNotifier(
   const listeners = new Set<(change: DecisionChange) => void>();
   let waiting = 0;
   let listening: Promise<void> | undefined;
+  let active = false;
   const closing = new AbortController();
 
   const release = (id: string) => {
@@ -114,7 +122,9 @@ function createNotifier(
   return {
     ready() {
       listening ??= database.listen(DECISIONS_CHANNEL, onMessage).then(
-        () => undefined,
+        () => {
+          active = true;
+        },
         (error: unknown) => {
           listening = undefined; // the next caller retries
           throw error;
@@ -148,6 +158,16 @@ function createNotifier(
       waiting++;
       timer = setTimeout(() => waiter.settle(undefined), closing.signal.aborted ? 0 : timeoutMs);
       return { settled, cancel: () => waiter.settle(undefined) };
+    },
+    settledHere(row) {
+      if (row.status === "pending") return;
+      const group = waiters.get(row.id);
+      if (!group) return;
+      waiters.delete(row.id);
+      for (const waiter of group) waiter.settle(row);
+    },
+    get listening() {
+      return active;
     },
     get waiting() {
       return waiting;

@@ -30,3 +30,16 @@ export function presentDecision(row: DecisionRow) {
   };
 }
 export type DecisionView = ReturnType<typeof presentDecision>;
+
+const presentedJson = new WeakMap<DecisionRow, string>();
+
+/**
+ * The presented decision as JSON text, built once per row object: a row held in the local cache, or
+ * the one settled row handed to every waiter on a decision, is serialised once, not per response.
+ * Rows are never mutated after they are read, which is what makes the memo safe.
+ */
+export function decisionJson(row: DecisionRow): string {
+  let text = presentedJson.get(row);
+  if (text === undefined) presentedJson.set(row, (text = JSON.stringify(presentDecision(row))));
+  return text;
+}

@@ -1,8 +1,9 @@
-import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, SQL, type SQLWrapper, sql } from "drizzle-orm";
 import type { Principal } from "../auth/rbac";
 import { sha256Hex } from "../crypto/hash";
-import type { Database } from "../db/client";
+import { type Database, type DatabaseHandle, rowsOf } from "../db/client";
 import { isUuid, uuidv7 } from "../db/ids";
+import { rowFromDriver } from "../db/rows";
 import { type DecisionRow, type DecisionStatus, decisionEvents, decisions, pendingDecisions, webhookDeliveries } from "../db/schema";
 import type { AppDeps } from "../deps";
 import { ApiError, badRequest, conflict, notFound } from "../http/errors";
@@ -12,6 +13,7 @@ import { canonicalHash, canonicalJson } from "./canonical-json";
 import { decisionMetrics } from "./metrics";
 import { DECISIONS_CHANNEL, type DecisionNotifier, decisionNotifier } from "./notifier";
 import { presentDecision } from "./present";
+import { createLocalDecisionCache, type LocalDecisionCache } from "./read-cache";
 import { CONTEXT_MAX_BYTES, type CreateDecisionInput, type ListFilters, MAX_ESCALATION_LEVEL } from "./schemas";
 import { assertCallbackAllowed } from "./webhooks";
 
@@ -42,6 +44,24 @@ const DATE_FIELDS = ["createdAt", "updatedAt", "expiresAt", "resolvedAt", "consu
 export const notifierOf = (deps: DecisionDeps): DecisionNotifier =>
   decisionNotifier(deps.database, (id) => loadDecision(deps.database.db, id), deps.logger);
 
+/** Decisions held in this process at most; the oldest copy goes first past it. */
+const LOCAL_CACHE_ENTRIES = 10_000;
+const localCaches = new WeakMap<DatabaseHandle, LocalDecisionCache>();
+/** The process-wide local cache of a database handle, emptied of a decision whenever any replica changes it. */
+function localCacheOf(deps: DecisionDeps): LocalDecisionCache {
+  let cache = localCaches.get(deps.database);
+  if (!cache) {
+    const created = createLocalDecisionCache({
+      ttlMs: deps.config.DECISION_CACHE_TTL_MS,
+      maxEntries: LOCAL_CACHE_ENTRIES,
+      now: () => deps.clock.now().getTime(),
+    });
+    notifierOf(deps).onChange((change) => created.forget(change.id));
+    localCaches.set(deps.database, (cache = created));
+  }
+  return cache;
+}
+
 const metricsOf = (deps: DecisionDeps) => decisionMetrics(deps.meter, deps.database.db);
 
 const cacheMetricsByMeter = new WeakMap<object, ReturnType<typeof cacheInstruments>>();
@@ -61,37 +81,63 @@ async function loadDecision(db: Database, id: string): Promise<DecisionRow | und
 }
 
 // ── Recording a change ──────────────────────────────────────────────────────────────────────────
+/**
+ * What the audit row of a change says. `type` and `data` may be SQL over `updated` (the changed row,
+ * as the statement returned it), for what depends on the outcome, such as whether a quorum was met.
+ */
 interface ChangeRecord {
-  type: DecisionEventType;
+  type: DecisionEventType | SQL;
   actorKeyId: string | null;
   fromStatus: DecisionStatus | null;
   reason?: string | null;
-  data?: Record<string, unknown>;
+  data?: Record<string, unknown> | SQL;
 }
+
+const TERMINAL_SQL = sql.raw(`(${[...TERMINAL].map((status) => `'${status}'`).join(", ")})`);
 
 /**
- * The audit row, the webhook delivery (for a final outcome) and the notification, inside the change's
- * transaction. The audit insert and the NOTIFY are one statement (one round trip): the notification
- * carries the audit row's id, in the notifier's `[id, status, event id]` format.
+ * A change as ONE statement (one round trip, atomic as a transaction): the conditional UPDATE, its
+ * audit row, the webhook delivery for a final outcome when the decision has a callback, and the
+ * notification (sent at commit, carrying the audit row's id in the notifier's `[id, status, event
+ * id]` format). It returns the changed row, or no row when the update's conditions did not hold.
  */
-async function recordChange(tx: Tx, row: DecisionRow, change: ChangeRecord, at: Date): Promise<void> {
-  if (row.callbackUrl && change.fromStatus === "pending" && TERMINAL.has(row.status)) {
-    await tx
-      .insert(webhookDeliveries)
-      .values({ id: uuidv7(at.getTime()), decisionId: row.id, url: row.callbackUrl, attempt: 1, nextAttemptAt: at });
-  }
-  await tx.execute(sql`
-    with event as (
+function changeStatement(update: SQLWrapper, change: ChangeRecord, at: Date): SQL {
+  const type = typeof change.type === "string" ? sql`${change.type}` : change.type;
+  const data = change.data === undefined || !(change.data instanceof SQL) ? sql`${JSON.stringify(change.data ?? {})}::jsonb` : change.data;
+  const finalOutcome = change.fromStatus === "pending" ? sql`updated.status in ${TERMINAL_SQL}` : sql`false`;
+  return sql`
+    with updated as ${update},
+    event as (
       insert into ${decisionEvents} (decision_id, type, actor_key_id, from_status, to_status, reason, data, created_at)
-      values (${row.id}::uuid, ${change.type}, ${change.actorKeyId}::uuid, ${change.fromStatus}, ${row.status}, ${change.reason ?? null},
-              ${JSON.stringify(change.data ?? {})}::jsonb, ${at.toISOString()}::timestamptz)
-      returning id
+      select updated.id, ${type}, ${change.actorKeyId}::uuid, ${change.fromStatus}::text, updated.status, ${change.reason ?? null}::text,
+             ${data}, ${at.toISOString()}::timestamptz
+      from updated
+      returning id, decision_id, to_status
+    ),
+    webhook as (
+      insert into ${webhookDeliveries} (id, decision_id, url, attempt, next_attempt_at)
+      select ${uuidv7(at.getTime())}::uuid, updated.id, updated.callback_url, 1, ${at.toISOString()}::timestamptz
+      from updated where updated.callback_url is not null and ${finalOutcome}
+      returning 1
+    ),
+    notified as (
+      select pg_notify(${DECISIONS_CHANNEL}, json_build_array(event.decision_id::text, event.to_status, event.id)::text) from event
     )
-    select pg_notify(${DECISIONS_CHANNEL}, json_build_array(${row.id}::text, ${row.status}::text, event.id)::text) from event`);
+    select updated.* from updated, (select count(*) from notified) as sent, (select count(*) from webhook) as queued`;
 }
 
-/** After commit: drop the cached copy and count the outcome. */
+/** The changed row of a changeStatement, mapped as the query builder would; undefined when nothing changed. */
+function changedRow(result: unknown): DecisionRow | undefined {
+  const [raw] = rowsOf<Record<string, unknown>>(result);
+  return raw ? rowFromDriver(decisions, raw) : undefined;
+}
+
+/** After commit: drop the cached copies and count the outcome. */
 async function afterChange(deps: DecisionDeps, row: DecisionRow, fromStatus: DecisionStatus | null): Promise<void> {
+  // The notification will drop this process's copy too; dropping it now makes this replica's own
+  // next read fresh without waiting for it.
+  localCaches.get(deps.database)?.forget(row.id);
+  notifierOf(deps).settledHere(row);
   if (fromStatus === "pending" && TERMINAL.has(row.status)) {
     const metrics = metricsOf(deps);
     metrics.resolved.add(1, { outcome: row.status });
@@ -111,22 +157,16 @@ async function applyTransition(
   id: string,
   conditions: SQL[],
   set: DecisionUpdate,
-  change: (row: DecisionRow) => ChangeRecord,
+  change: ChangeRecord,
 ): Promise<DecisionRow | undefined> {
   const at = deps.clock.now();
-  let record: ChangeRecord | undefined;
-  const row = await deps.database.db.transaction(async (tx) => {
-    const [updated] = await tx
-      .update(decisions)
-      .set({ ...set, updatedAt: at })
-      .where(and(eq(decisions.id, id), ...conditions))
-      .returning();
-    if (!updated) return undefined;
-    record = change(updated);
-    await recordChange(tx, updated, record, at);
-    return updated;
-  });
-  if (row && record) await afterChange(deps, row, record.fromStatus);
+  const update = deps.database.db
+    .update(decisions)
+    .set({ ...set, updatedAt: at })
+    .where(and(eq(decisions.id, id), ...conditions))
+    .returning();
+  const row = changedRow(await deps.database.db.execute(changeStatement(update, change, at)));
+  if (row) await afterChange(deps, row, change.fromStatus);
   return row;
 }
 
@@ -184,22 +224,27 @@ export async function createDecision(
     updatedAt: now,
     expiresAt: new Date(now.getTime() + ttlSeconds * 1000),
   };
-  const created = await deps.database.db.transaction(async (tx) => {
-    const [row] = await tx
-      .insert(decisions)
-      .values(values)
-      .onConflictDoNothing({ target: [decisions.requesterKeyId, decisions.idempotencyKey] })
-      .returning();
-    if (row) {
-      await recordChange(
-        tx,
-        row,
-        { type: "created", actorKeyId: principal.keyId, fromStatus: null, data: { expires_in: ttlSeconds, payload_hash: row.payloadHash } },
+  // One statement with its audit row and notification (changeStatement). On an idempotency key
+  // already used by this caller, nothing is inserted and nothing is returned.
+  const insert = deps.database.db
+    .insert(decisions)
+    .values(values)
+    .onConflictDoNothing({ target: [decisions.requesterKeyId, decisions.idempotencyKey] })
+    .returning();
+  const created = changedRow(
+    await deps.database.db.execute(
+      changeStatement(
+        insert,
+        {
+          type: "created",
+          actorKeyId: principal.keyId,
+          fromStatus: null,
+          data: sql`jsonb_build_object('expires_in', ${ttlSeconds}::int, 'payload_hash', updated.payload_hash)`,
+        },
         now,
-      );
-    }
-    return row;
-  });
+      ),
+    ),
+  );
   if (created) {
     metricsOf(deps).created.add(1, { kind: created.kind, priority: created.priority });
     return { row: created, replayed: false };
@@ -225,29 +270,43 @@ function reviveRow(json: string): DecisionRow {
   return row as unknown as DecisionRow;
 }
 
+/**
+ * This process's copy, else the shared cache's, else the database. Copies held in a process learn of
+ * other replicas' changes through the notifier, so the caches are used only while it is listening.
+ */
 async function readThroughCache(deps: DecisionDeps, id: string): Promise<DecisionRow | undefined> {
   const ttl = deps.config.DECISION_CACHE_TTL_MS;
   const instruments = cacheMetricsOf(deps);
-  // Replicas with a process-local cache learn of other replicas' changes through the notifier: the
-  // cache is used only while this process is listening.
-  if (
+  const notifier = notifierOf(deps);
+  const listening =
     ttl > 0 &&
-    (await notifierOf(deps)
-      .ready()
-      .then(
+    (notifier.listening ||
+      (await notifier.ready().then(
         () => true,
         () => false,
-      ))
-  ) {
+      )));
+  const local = listening ? localCacheOf(deps) : undefined;
+  const generation = local?.generation ?? 0;
+  if (local) {
+    const copy = local.get(id);
+    if (copy) {
+      instruments.hits.add(1, DECISION_CACHE_LABELS);
+      return copy;
+    }
     const cached = await deps.cache.get(decisionCacheKey(id)).catch(() => null);
     if (cached) {
       instruments.hits.add(1, DECISION_CACHE_LABELS);
-      return reviveRow(cached);
+      const row = reviveRow(cached);
+      local.set(id, row, generation);
+      return row;
     }
   }
   instruments.misses.add(1, DECISION_CACHE_LABELS);
   const row = await loadDecision(deps.database.db, id);
-  if (row && ttl > 0) await deps.cache.set(decisionCacheKey(id), JSON.stringify(row), ttl).catch(() => {});
+  if (row && ttl > 0) {
+    local?.set(id, row, generation);
+    await deps.cache.set(decisionCacheKey(id), JSON.stringify(row), ttl).catch(() => {});
+  }
   return row;
 }
 
@@ -427,19 +486,16 @@ export async function approveDecision(
       resolutionReason: sql`case when ${quorumReached} then ${input.reason ?? null}::text end`,
       ...(edited ? { approvedPayload: sql`${JSON.stringify(input.payload)}::jsonb`, approvedPayloadHash: editedHash } : {}),
     },
-    (updated) => ({
-      type: updated.status === "approved" ? "approved" : "approval_recorded",
+    {
+      type: sql`case when updated.status = 'approved' then 'approved' else 'approval_recorded' end`,
       actorKeyId: me,
       fromStatus: "pending",
       reason: input.reason ?? null,
-      data: {
-        approvals: updated.approvals.length,
-        required_approvals: updated.requiredApprovals,
-        payload_hash: updated.payloadHash,
-        // The audit trail keeps both versions when an operator approves with edits.
-        ...(edited ? { edited_payload: input.payload, edited_payload_hash: editedHash } : {}),
-      },
-    }),
+      // The audit trail keeps both versions when an operator approves with edits.
+      data: sql`jsonb_build_object('approvals', cardinality(updated.approvals), 'required_approvals', updated.required_approvals,
+                                   'payload_hash', updated.payload_hash)
+                || ${JSON.stringify(edited ? { edited_payload: input.payload, edited_payload_hash: editedHash } : {})}::jsonb`,
+    },
   );
   if (row) return row;
   throw await refusal(deps, principal, id, (current) => {
@@ -463,7 +519,7 @@ export async function rejectDecision(deps: DecisionDeps, principal: Principal, i
     id,
     [...pendingAndLive(now), ...resolvableBy(principal)],
     { status: "rejected", resolvedAt: now, resolvedBy: principal.keyId, resolutionReason: reason },
-    () => ({ type: "rejected", actorKeyId: principal.keyId, fromStatus: "pending", reason }),
+    { type: "rejected", actorKeyId: principal.keyId, fromStatus: "pending", reason },
   );
   if (row) return row;
   throw await refusal(deps, principal, id, (current) =>
@@ -483,13 +539,13 @@ export async function escalateDecision(
     id,
     [...pendingAndLive(now), lt(decisions.escalationLevel, MAX_ESCALATION_LEVEL)],
     { escalationLevel: sql`${decisions.escalationLevel} + 1` },
-    (updated) => ({
+    {
       type: "escalated",
       actorKeyId: principal.keyId,
       fromStatus: "pending",
       reason: reason ?? null,
-      data: { level: updated.escalationLevel },
-    }),
+      data: sql`jsonb_build_object('level', updated.escalation_level)`,
+    },
   );
   if (row) return row;
   throw await refusal(deps, principal, id, (current) => {
@@ -515,7 +571,7 @@ export async function cancelDecision(
     id,
     [...pendingAndLive(now), eq(decisions.requesterKeyId, principal.keyId)],
     { status: "cancelled", resolvedAt: now, resolvedBy: principal.keyId, resolutionReason: reason ?? null },
-    () => ({ type: "cancelled", actorKeyId: principal.keyId, fromStatus: "pending", reason: reason ?? null }),
+    { type: "cancelled", actorKeyId: principal.keyId, fromStatus: "pending", reason: reason ?? null },
   );
   if (row) return row;
   throw await refusal(deps, principal, id, (current) =>
@@ -531,12 +587,12 @@ export async function consumeDecision(deps: DecisionDeps, principal: Principal, 
     id,
     [eq(decisions.status, "approved"), isNull(decisions.consumedAt), eq(decisions.requesterKeyId, principal.keyId)],
     { consumedAt: now },
-    (updated) => ({
+    {
       type: "consumed",
       actorKeyId: principal.keyId,
       fromStatus: "approved",
-      data: { effective_payload_hash: updated.approvedPayloadHash ?? updated.payloadHash },
-    }),
+      data: sql`jsonb_build_object('effective_payload_hash', coalesce(updated.approved_payload_hash, updated.payload_hash))`,
+    },
   );
   if (row) return row;
   throw await refusal(deps, principal, id, (current) => {
@@ -586,18 +642,19 @@ export async function settleOverdue(deps: DecisionDeps, options: { ids?: string[
             resolvedAt: now,
             resolutionReason: approve ? "approved by default: no verdict before the deadline" : "expired: no verdict before the deadline",
           };
-      const [row] = await tx
+      const update = tx
         .update(decisions)
         .set({ ...set, updatedAt: now })
         .where(eq(decisions.id, current.id))
         .returning();
       const type: DecisionEventType = escalate ? "escalated" : approve ? "approved" : "expired";
-      await recordChange(
-        tx,
-        row!,
-        { type, actorKeyId: null, fromStatus: "pending", data: { on_timeout: current.onTimeout, level: row!.escalationLevel } },
-        now,
-      );
+      const change = {
+        type,
+        actorKeyId: null,
+        fromStatus: "pending",
+        data: sql`jsonb_build_object('on_timeout', updated.on_timeout, 'level', updated.escalation_level)`,
+      } as const;
+      const row = changedRow(await tx.execute(changeStatement(update, change, now)));
       settled.push({ row: row!, fromStatus: "pending" });
     }
   });

@@ -10,7 +10,7 @@ import type { AppEnv } from "./env";
 export function requestLogger(logger: Logger, now: () => number = () => performance.now()): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const started = now();
-    const log = logger.child({ request_id: c.var.requestId, trace_id: c.var.trace?.traceId });
+    const log = logger.child({ request_id: c.get("requestId"), trace_id: c.get("trace")?.traceId });
     c.set("logger", log);
     await next();
     const status = c.res.status;
@@ -19,7 +19,7 @@ export function requestLogger(logger: Logger, now: () => number = () => performa
       route: matchedRoute(c),
       status,
       duration_ms: Math.round((now() - started) * 100) / 100,
-      key_id: c.var.principal?.keyId,
+      key_id: c.get("principal")?.keyId,
     };
     if (status >= 500) log.error("request", fields);
     else log.info("request", fields);

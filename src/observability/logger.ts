@@ -20,45 +20,78 @@ export interface Logger {
   enabled(level: LogLevel): boolean;
 }
 
+// Field names repeat endlessly (every request line has the same ones): each is tested once.
+const secretNames = new Map<string, boolean>();
+function isSecretName(name: string): boolean {
+  let secret = secretNames.get(name);
+  if (secret === undefined) {
+    secret = SECRET_FIELD.test(name) && !name.endsWith("_id");
+    if (secretNames.size < 10_000) secretNames.set(name, secret);
+  }
+  return secret;
+}
+
 export function redact(value: unknown, depth = 0): unknown {
   if (depth > 6 || value === null || typeof value !== "object") return value;
   if (value instanceof Error) return { name: value.name, message: value.message, stack: value.stack };
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    out[k] = SECRET_FIELD.test(k) && !k.endsWith("_id") ? "[redacted]" : redact(v, depth + 1);
+  for (const k in value) {
+    if (!Object.hasOwn(value, k)) continue;
+    const v = (value as Record<string, unknown>)[k];
+    out[k] = isSecretName(k) ? "[redacted]" : typeof v === "object" && v !== null ? redact(v, depth + 1) : v;
   }
   return out;
 }
 
 const stdoutSink: LogSink = (line) => console.log(line);
 
-export function createLogger(options: { level?: LogLevel | "silent"; sink?: LogSink; base?: LogFields; now?: () => Date }): Logger {
-  const threshold = LEVEL_RANK[options.level ?? "info"];
-  const sink = options.sink ?? stdoutSink;
-  const now = options.now ?? (() => new Date());
-  const base = options.base ?? {};
+/** One class, so a per-request child logger is one small object, not a set of closures. */
+class JsonLogger implements Logger {
+  constructor(
+    private readonly threshold: number,
+    private readonly sink: LogSink,
+    private readonly now: () => Date,
+    private readonly bound: LogFields,
+  ) {}
 
-  const make = (bound: LogFields): Logger => {
-    const write = (level: LogLevel, msg: string, fields?: LogFields) => {
-      if (LEVEL_RANK[level] < threshold) return;
-      const record = redact({ time: now().toISOString(), level, msg, ...bound, ...fields });
-      let line: string;
-      try {
-        line = JSON.stringify(record);
-      } catch {
-        line = JSON.stringify({ time: now().toISOString(), level, msg, note: "fields were not serialisable" });
-      }
-      sink(line);
-    };
-    return {
-      debug: (m, f) => write("debug", m, f),
-      info: (m, f) => write("info", m, f),
-      warn: (m, f) => write("warn", m, f),
-      error: (m, f) => write("error", m, f),
-      child: (fields) => make({ ...bound, ...fields }),
-      enabled: (level) => LEVEL_RANK[level] >= threshold,
-    };
-  };
-  return make(base);
+  private write(level: LogLevel, msg: string, fields?: LogFields) {
+    if (LEVEL_RANK[level] < this.threshold) return;
+    const record = redact({ time: this.now().toISOString(), level, msg, ...this.bound, ...fields });
+    let line: string;
+    try {
+      line = JSON.stringify(record);
+    } catch {
+      line = JSON.stringify({ time: this.now().toISOString(), level, msg, note: "fields were not serialisable" });
+    }
+    this.sink(line);
+  }
+
+  debug(msg: string, fields?: LogFields) {
+    this.write("debug", msg, fields);
+  }
+  info(msg: string, fields?: LogFields) {
+    this.write("info", msg, fields);
+  }
+  warn(msg: string, fields?: LogFields) {
+    this.write("warn", msg, fields);
+  }
+  error(msg: string, fields?: LogFields) {
+    this.write("error", msg, fields);
+  }
+  child(fields: LogFields): Logger {
+    return new JsonLogger(this.threshold, this.sink, this.now, { ...this.bound, ...fields });
+  }
+  enabled(level: LogLevel) {
+    return LEVEL_RANK[level] >= this.threshold;
+  }
+}
+
+export function createLogger(options: { level?: LogLevel | "silent"; sink?: LogSink; base?: LogFields; now?: () => Date }): Logger {
+  return new JsonLogger(
+    LEVEL_RANK[options.level ?? "info"],
+    options.sink ?? stdoutSink,
+    options.now ?? (() => new Date()),
+    options.base ?? {},
+  );
 }

@@ -37,10 +37,17 @@ export function formatTraceparent(context: Pick<TraceContext, "traceId" | "spanI
   return `00-${context.traceId}-${context.spanId}-${context.sampled ? "01" : "00"}`;
 }
 
-function randomHex(bytes: number): string {
-  const buffer = crypto.getRandomValues(new Uint8Array(bytes));
-  const hex = Array.from(buffer, (b) => b.toString(16).padStart(2, "0")).join("");
-  return ALL_ZERO.test(hex) ? randomHex(bytes) : hex;
+const HEX_BYTE = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+// One draw of random bytes per request: 16 for the trace id (when a new trace starts), 8 for the span.
+const randomBytes = new Uint8Array(24);
+
+/** Lowercase hex of `bytes` random bytes (from `offset` in this request's draw); never all zeros. */
+function randomHex(bytes: number, offset: number): string {
+  let hex = "";
+  for (let i = offset; i < offset + bytes; i++) hex += HEX_BYTE[randomBytes[i]!];
+  if (!ALL_ZERO.test(hex)) return hex;
+  crypto.getRandomValues(randomBytes);
+  return randomHex(bytes, offset);
 }
 
 /** Sets `c.var.trace` (a call made on the request's behalf continues it with `formatTraceparent(c.var.trace)`) and answers with this request's `traceparent`. */
@@ -48,9 +55,10 @@ export function traceContext(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const incoming = parseTraceparent(c.req.header("traceparent"));
     const traceState = incoming ? c.req.header("tracestate")?.slice(0, 512) : undefined;
+    crypto.getRandomValues(randomBytes);
     const trace: TraceContext = {
-      traceId: incoming?.traceId ?? randomHex(16),
-      spanId: randomHex(8),
+      traceId: incoming?.traceId ?? randomHex(16, 8),
+      spanId: randomHex(8, 0),
       sampled: incoming?.sampled ?? true,
       ...(incoming ? { parentSpanId: incoming.parentSpanId } : {}),
       ...(traceState ? { traceState } : {}),

@@ -80,12 +80,12 @@ export function telemetryRoutes(deps: AppDeps) {
   return createRouter()
     .openapi(postEvents, async (c) => {
       const { events } = c.req.valid("json");
-      return c.json(await ingestEvents({ ...service, logger: c.var.logger }, events, c.var.principal?.keyId), 202);
+      return c.json(await ingestEvents({ ...service, logger: c.get("logger") }, events, c.get("principal")?.keyId), 202);
     })
     .openapi(getEvents, async (c) => c.json(await listEvents(service, c.req.valid("query")), 200))
-    .openapi(postSnapshot, async (c) => c.json(await recordSnapshot({ ...service, logger: c.var.logger }, c.req.valid("json")), 201))
+    .openapi(postSnapshot, async (c) => c.json(await recordSnapshot({ ...service, logger: c.get("logger") }, c.req.valid("json")), 201))
     .openapi(getLatest, async (c) => {
-      const { snapshot, cached } = await latestSnapshot({ ...service, logger: c.var.logger }, c.req.valid("query").source);
+      const { snapshot, cached } = await latestSnapshot({ ...service, logger: c.get("logger") }, c.req.valid("query").source);
       return c.json(snapshot, 200, { "X-Cache": cached ? "hit" : "miss", "Cache-Control": "no-store" });
     })
     .openapi(getSeries, async (c) => {

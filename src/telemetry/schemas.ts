@@ -6,6 +6,9 @@ import { PaginationQuery } from "../http/pagination";
 export const MAX_BATCH = 1_000;
 /** serialized size cap of one event's `attributes` */
 export const MAX_ATTRIBUTES_BYTES = 16 * 1024;
+const utf8 = new TextEncoder();
+/** A UTF-16 code unit is at most 3 UTF-8 bytes: short text needs no encoding to be known to fit. */
+const fitsInUtf8 = (text: string, maxBytes: number) => text.length * 3 <= maxBytes || utf8.encode(text).length <= maxBytes;
 /** accepted clock skew: events may not claim to have happened further in the future than this */
 export const MAX_FUTURE_SKEW_MS = 5 * 60_000;
 const MAX_SNAPSHOT_METRICS = 200;
@@ -35,7 +38,7 @@ export const TelemetryEventInput = z
     attributes: z
       .record(z.string().max(256), z.unknown())
       .default({})
-      .refine((value) => new TextEncoder().encode(JSON.stringify(value)).length <= MAX_ATTRIBUTES_BYTES, {
+      .refine((value) => fitsInUtf8(JSON.stringify(value), MAX_ATTRIBUTES_BYTES), {
         message: `attributes must serialize to at most ${MAX_ATTRIBUTES_BYTES} bytes`,
       }),
     trace_id: z

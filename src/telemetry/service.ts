@@ -58,24 +58,31 @@ export async function ingestEvents(
   });
   if (problems.length > 0) throw validationFailed(problems);
 
-  const receivedAt = new Date(now);
+  const receivedAt = new Date(now).toISOString();
   const rows = events.map((event) => ({
     id: event.id ?? uuidv7(now),
     type: event.type,
     source: event.source,
     severity: event.severity,
-    occurredAt: event.occurred_at,
+    occurred_at: event.occurred_at.toISOString(),
     attributes: event.attributes,
-    traceId: event.trace_id ?? null,
-    ingestedBy: ingestedBy ?? null,
-    createdAt: receivedAt,
+    trace_id: event.trace_id ?? null,
   }));
-  const inserted = await deps.db
-    .insert(telemetryEvents)
-    .values(rows)
-    .onConflictDoNothing({ target: telemetryEvents.id })
-    .returning({ id: telemetryEvents.id });
-  const accepted = inserted.length;
+  // The batch travels as ONE jsonb parameter that the server unpacks (jsonb_to_recordset): one
+  // statement of constant text, prepared once, instead of a statement of 9 × n parameters built
+  // afresh for every batch. Only the number stored comes back.
+  const result = await deps.db.execute(sql`
+    with stored as (
+      insert into ${telemetryEvents} (id, type, source, severity, occurred_at, attributes, trace_id, ingested_by, created_at)
+      select e.id, e.type, e.source, e.severity, e.occurred_at, coalesce(e.attributes, '{}'::jsonb), e.trace_id,
+             ${ingestedBy ?? null}::uuid, ${receivedAt}::timestamptz
+      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb)
+        as e(id text, type text, source text, severity text, occurred_at timestamptz, attributes jsonb, trace_id text)
+      on conflict (id) do nothing
+      returning 1
+    )
+    select count(*)::int as accepted from stored`);
+  const accepted = Number(rowsOf<{ accepted: number }>(result)[0]?.accepted ?? 0);
   const duplicates = rows.length - accepted;
   if (accepted > 0) deps.instruments.ingested.add(accepted);
   if (duplicates > 0) deps.instruments.duplicates.add(duplicates);

@@ -28,7 +28,7 @@ const audit = async (query: string): Promise<Page> => {
 };
 
 describe("auth audit", () => {
-  test("successes, failures, key and token changes are all recorded with address, user agent and request id", async () => {
+  test("failures, key and token changes are recorded with address, user agent and request id; successes are counted", async () => {
     const ok = await t.request("/v1/keys?limit=1", {
       as: "readonly",
       headers: { "User-Agent": "audit-probe/1.0", "X-Request-Id": "probe-1" },
@@ -47,11 +47,24 @@ describe("auth audit", () => {
     const token = await issueToken(t, "service");
     await t.request("/v1/auth/revoke", { method: "POST", headers: bearer(token) });
 
-    const successes = await audit(`action=authenticate&outcome=success&actor_key_id=${t.keyIds.readonly}`);
-    expect(successes.data[0]).toMatchObject({ user_agent: "audit-probe/1.0", request_id: "probe-1", address: "127.0.0.1" });
+    // A success is a per-minute count for its key, not a row of its own.
+    expect((await audit(`action=authenticate&outcome=success&actor_key_id=${t.keyIds.readonly}`)).data).toHaveLength(0);
+    const usage = await t.request(`/v1/audit/auth/usage?key_id=${t.keyIds.readonly}`, { as: "admin" });
+    expect(usage.status).toBe(200);
+    expect(((await usage.json()) as { data: { via: string; requests: number }[] }).data).toEqual([
+      expect.objectContaining({ key_id: t.keyIds.readonly, via: "api_key", requests: 1 }),
+    ]);
 
+    await t.request("/v1/keys", {
+      headers: {
+        "X-API-Key": `${t.keys.service.slice(0, -1)}${t.keys.service.endsWith("1") ? "2" : "1"}`,
+        "User-Agent": "audit-probe/1.0",
+        "X-Request-Id": "probe-2",
+      },
+    });
     const failures = await audit("action=authenticate&outcome=failure");
     expect(failures.data.some((e) => e.reason === "invalid_key" && e.actor_key_id === null)).toBe(true);
+    expect(failures.data.find((e) => e.request_id === "probe-2")).toMatchObject({ user_agent: "audit-probe/1.0", address: "127.0.0.1" });
 
     for (const action of ["key.create", "key.rotate", "key.revoke"]) {
       const page = await audit(`action=${action}&actor_key_id=${t.keyIds.admin}`);

@@ -93,6 +93,13 @@ function cacheContract(backend: Backend) {
       expect(await cache.get("race")).toBe("40");
     });
 
+    test("increment adds any amount; by 0 reads the count without changing it", async () => {
+      expect((await cache.increment("batched", 60_000, 25)).count).toBe(25);
+      expect((await cache.increment("batched", 60_000, 0)).count).toBe(25);
+      expect((await cache.increment("batched", 60_000)).count).toBe(26);
+      expect(await cache.get("batched")).toBe("26");
+    });
+
     test("an increment window resets after it expires", async () => {
       await cache.increment("reset", 40);
       await cache.increment("reset", 40);
@@ -234,6 +241,16 @@ cacheContract({
 describe.skipIf(!haveRedis)("redis backend", () => {
   const redisUrl = new URL(REAL_REDIS_URL);
   const redisAddress = { hostname: redisUrl.hostname, port: Number(redisUrl.port || 6379) };
+
+  test("commands issued together on a new connection all wait for it to open", async () => {
+    const cache = createRedisCache({ url: REAL_REDIS_URL, prefix: uniquePrefix() });
+    try {
+      const counts = await Promise.all(Array.from({ length: 5 }, () => cache.increment("first-burst", 60_000)));
+      expect(counts.map((r) => r.count).sort()).toEqual([1, 2, 3, 4, 5]);
+    } finally {
+      await cache.close();
+    }
+  });
 
   test("down at start, then back: the cache recovers without a restart", async () => {
     const port = await closedPort();

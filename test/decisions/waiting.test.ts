@@ -61,7 +61,7 @@ describe("across replicas", () => {
       await replicaB.close();
       await shared.close();
     }
-  });
+  }, 30_000); // two app instances boot here: slow on a loaded machine
 });
 
 describe("server-sent events", () => {

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { and, eq } from "drizzle-orm";
-import { generateApiKey } from "../../src/auth/key-format";
+import { generateApiKey, hashApiKeySync } from "../../src/auth/key-format";
 import { openPglite, openPostgres } from "../../src/db/client";
-import { authEvents } from "../../src/db/schema";
+import { apiKeys, apiKeyUsage, authEvents } from "../../src/db/schema";
 import { createScratchDatabase } from "../helpers/db";
 import { startUpstashBridge, type UpstashBridge } from "../helpers/upstash-bridge";
 import { closedPort, REAL_REDIS_URL, redisReachable, spawnArbiter, tempDir, waitFor, within } from "./support";
@@ -183,13 +183,15 @@ describe.skipIf(!haveRedis)("graceful shutdown", () => {
 });
 
 describe("shutdown keeps buffered writes", () => {
-  test("an audit row buffered just before SIGTERM is in the database after exit", async () => {
+  test("audit rows and usage counts buffered just before SIGTERM are in the database after exit", async () => {
     const adminKey = generateApiKey();
     const arbiter = spawnArbiter({ ...databaseEnv, PORT: String(await closedPort()), ARBITER_API_KEYS: `admin:${adminKey}` });
     try {
       const listening = await arbiter.waitForLog("listening");
       const res = await fetch(new URL("/v1/keys", String(listening.url)), { headers: { "X-API-Key": adminKey } });
       expect(res.status).toBe(200);
+      const refused = await fetch(new URL("/v1/keys", String(listening.url)), { headers: { "X-API-Key": generateApiKey() } });
+      expect(refused.status).toBe(401);
       // Signalled at once: well inside the audit buffer's flush delay.
       arbiter.proc.kill("SIGTERM");
       expect(await within(arbiter.exited, 20_000, "arbiter after SIGTERM")).toBe(0);
@@ -200,11 +202,17 @@ describe("shutdown keeps buffered writes", () => {
       ? await openPostgres({ url: databaseEnv.DATABASE_URL, poolMax: 1 })
       : await openPglite({ dataDir: databaseEnv.DATA_DIR });
     try {
-      const rows = await database.db
+      const failures = await database.db
         .select()
         .from(authEvents)
-        .where(and(eq(authEvents.action, "authenticate"), eq(authEvents.outcome, "success")));
-      expect(rows.length).toBeGreaterThanOrEqual(1);
+        .where(and(eq(authEvents.action, "authenticate"), eq(authEvents.outcome, "failure")));
+      expect(failures.length).toBeGreaterThanOrEqual(1);
+      const [key] = await database.db
+        .select()
+        .from(apiKeys)
+        .where(eq(apiKeys.keyHash, hashApiKeySync(adminKey)));
+      const usage = await database.db.select().from(apiKeyUsage).where(eq(apiKeyUsage.keyId, key!.id));
+      expect(usage.map((row) => [row.via, row.requests])).toEqual([["api_key", 1]]);
     } finally {
       await database.close();
     }

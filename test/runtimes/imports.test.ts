@@ -16,6 +16,7 @@ const RUNTIME_SPECIFIC: Record<string, string> = {
   "src/db/client.ts": "database backend adapter: PGlite's data directory and the migrations folder on disk",
   "src/platform/dns.ts": "host name resolution for the webhook SSRF guard; the Web platform has no DNS API",
   "src/platform/runtime.ts": "runtime name, version and memory for the process metrics",
+  "src/platform/sha256.ts": "Bun's native synchronous SHA-256 for the key hash on every request; pure JS elsewhere",
   "src/cli/main.ts":
     "the arbiter CLI's entry: argv, environment, stdio, exit code and reading files (commands live in runtime-neutral modules)",
 };

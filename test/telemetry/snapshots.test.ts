@@ -72,7 +72,7 @@ describe("snapshots: write-through cache", () => {
     } finally {
       await short.close();
     }
-  });
+  }, 30_000); // boots a second app
 
   test("an unknown source is a 404", async () => {
     const res = await latest("nobody");

@@ -1,0 +1,143 @@
+/**
+ * The client half of the long-poll (B4) and SSE (B5) scenarios: a process of its own holding
+ * thousands of open requests, so the server's memory holds only server-side state and the
+ * orchestrator's event loop stays free. Spawned with BUN_CONFIG_MAX_HTTP_REQUESTS raised.
+ *
+ * Reads one JSON line (a HoldConfig) from stdin, opens every request, prints `ready` once they are
+ * open, waits for a `go` line, then triggers the change itself and times the answers from the
+ * moment it did (one clock: no cross-process timestamps). Prints one JSON line (a HoldReport).
+ */
+
+export type HoldConfig =
+  | {
+      mode: "waiters";
+      base: string;
+      /** waiter i long-polls ids[i % ids.length] */
+      ids: string[];
+      waiters: number;
+      waitSeconds: number;
+      /** the requester's key (waits) and a resolver's key (approves) */
+      key: string;
+      approveKey: string;
+    }
+  | { mode: "streams"; base: string; streams: number; key: string; creatorKey: string };
+
+export interface HoldReport {
+  /** ms from the trigger to each answer or delivery */
+  latencies_ms: number[];
+  /** answers by `<http status>:<decision status>`, or deliveries by `<event type>` */
+  outcomes: Record<string, number>;
+  /** ms from the trigger until every approval (or the one create) had answered */
+  trigger_ms: number;
+  /** statuses of the trigger requests */
+  trigger_statuses: Record<string, number>;
+}
+
+const count = (tally: Record<string, number>, key: string) => {
+  tally[key] = (tally[key] ?? 0) + 1;
+};
+const lines = console[Symbol.asyncIterator]();
+const nextLine = async () => {
+  const line = await lines.next();
+  if (line.done) process.exit(0); // the orchestrator went away
+  return line.value;
+};
+
+async function waiters(config: Extract<HoldConfig, { mode: "waiters" }>): Promise<HoldReport> {
+  const outcomes: Record<string, number> = {};
+  const answeredAt: number[] = [];
+  const answers = Array.from({ length: config.waiters }, async (_, i) => {
+    const id = config.ids[i % config.ids.length];
+    try {
+      const res = await fetch(`${config.base}/v1/decisions/${id}?wait=${config.waitSeconds}`, { headers: { "X-API-Key": config.key } });
+      const body = (await res.json()) as { status?: string };
+      answeredAt.push(performance.now());
+      count(outcomes, `${res.status}:${body.status ?? "error"}`);
+    } catch (error) {
+      count(outcomes, `failed:${(error as Error).message}`);
+    }
+  });
+  console.log("ready");
+  await nextLine();
+  const triggerStatuses: Record<string, number> = {};
+  const started = performance.now();
+  await Promise.all(
+    [...new Set(config.ids)].map(async (id) => {
+      try {
+        const res = await fetch(`${config.base}/v1/decisions/${id}/approve`, {
+          method: "POST",
+          headers: { "X-API-Key": config.approveKey, "Content-Type": "application/json" },
+          body: JSON.stringify({ reason: "benchmark" }),
+        });
+        await res.arrayBuffer();
+        count(triggerStatuses, String(res.status));
+      } catch (error) {
+        count(triggerStatuses, `failed:${(error as Error).message}`);
+      }
+    }),
+  );
+  const triggerMs = performance.now() - started;
+  await Promise.all(answers);
+  return { latencies_ms: answeredAt.map((at) => at - started), outcomes, trigger_ms: triggerMs, trigger_statuses: triggerStatuses };
+}
+
+async function streams(config: Extract<HoldConfig, { mode: "streams" }>): Promise<HoldReport> {
+  const outcomes: Record<string, number> = {};
+  const deliveredAt: number[] = [];
+  const abort = new AbortController();
+  let started = Number.POSITIVE_INFINITY;
+  let markReady: () => void = () => {};
+  let open = 0;
+  const allOpen = new Promise<void>((resolve) => (markReady = resolve));
+  const readers = Array.from({ length: config.streams }, async () => {
+    let isOpen = false;
+    try {
+      const res = await fetch(`${config.base}/v1/decisions/stream`, { headers: { "X-API-Key": config.key }, signal: abort.signal });
+      if (res.status !== 200 || !res.body) {
+        count(outcomes, `http:${res.status}`);
+        return;
+      }
+      const decoder = new TextDecoder();
+      let text = "";
+      for await (const bytes of res.body) {
+        text += decoder.decode(bytes, { stream: true });
+        // The stream's first write (the reconnect delay) comes after its resume point is fixed.
+        if (!isOpen && text.includes("retry:")) {
+          isOpen = true;
+          if (++open === config.streams) markReady();
+        }
+        const event = /^event: (.+)$/m.exec(text.slice(text.indexOf("retry:")));
+        if (event && /^data: /m.test(text)) {
+          if (performance.now() >= started) deliveredAt.push(performance.now());
+          count(outcomes, event[1]!);
+          return;
+        }
+      }
+      count(outcomes, "closed");
+    } catch (error) {
+      if (!abort.signal.aborted) count(outcomes, `failed:${(error as Error).message}`);
+    } finally {
+      if (!isOpen && ++open === config.streams) markReady();
+    }
+  });
+  await allOpen;
+  console.log("ready");
+  await nextLine();
+  started = performance.now();
+  const res = await fetch(`${config.base}/v1/decisions`, {
+    method: "POST",
+    headers: { "X-API-Key": config.creatorKey, "Content-Type": "application/json" },
+    body: JSON.stringify({ kind: "deploy", title: "Deploy api v1.2.3", payload: { service: "api", version: "1.2.3" } }),
+  });
+  await res.arrayBuffer();
+  const triggerMs = performance.now() - started;
+  const deadline = setTimeout(() => abort.abort(), 30_000);
+  await Promise.all(readers);
+  clearTimeout(deadline);
+  return { latencies_ms: deliveredAt.map((at) => at - started), outcomes, trigger_ms: triggerMs, trigger_statuses: { [res.status]: 1 } };
+}
+
+const config = JSON.parse(await nextLine()) as HoldConfig;
+const report = config.mode === "waiters" ? await waiters(config) : await streams(config);
+console.log(JSON.stringify(report));
+process.exit(0);
