@@ -80,6 +80,22 @@ export interface PostgresOptions {
   connectTimeoutSeconds?: number;
 }
 
+/**
+ * Drizzle asks postgres.js for a server-side prepared statement only for queries given a name, so
+ * every other statement is parsed and planned again on each run. The app's statements have a fixed
+ * set of shapes (values are always parameters), so they are all prepared: postgres.js keeps one per
+ * distinct text on each connection, and a hot statement is then only bound and executed.
+ */
+function preparingEveryStatement(client: postgres.Sql): postgres.Sql {
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      if (property !== "unsafe") return Reflect.get(target, property, receiver);
+      return (query: string, parameters?: postgres.ParameterOrJSON<never>[], options?: postgres.UnsafeQueryOptions) =>
+        target.unsafe(query, parameters, { ...options, prepare: true });
+    },
+  });
+}
+
 export async function openPostgres(options: PostgresOptions): Promise<DatabaseHandle> {
   const client = postgres(options.url, {
     max: options.poolMax,
@@ -89,7 +105,7 @@ export async function openPostgres(options: PostgresOptions): Promise<DatabaseHa
     onnotice: () => {},
     connection: { application_name: "arbiter" },
   });
-  const db = drizzlePostgres(client, { schema }) as unknown as Database;
+  const db = drizzlePostgres(preparingEveryStatement(client), { schema }) as unknown as Database;
   return {
     kind: "postgres",
     db,
