@@ -2,7 +2,6 @@ import type { TestApp } from "../helpers/app";
 
 /** A browser-like client of the console over fetch: same-origin forms, the session cookie carried by hand. */
 export interface ConsoleClient {
-  cookie: string;
   get(path: string, headers?: Record<string, string>): Promise<Response>;
   post(path: string, form?: Record<string, string>, headers?: Record<string, string>): Promise<Response>;
 }
@@ -10,7 +9,6 @@ export interface ConsoleClient {
 export function consoleClient(t: TestApp, cookie = ""): ConsoleClient {
   const headers = (extra: Record<string, string> = {}) => ({ ...(cookie ? { Cookie: cookie } : {}), ...extra });
   return {
-    cookie,
     get: (path, extra) => fetch(t.url + path, { headers: headers(extra), redirect: "manual" }),
     post: (path, form = {}, extra) =>
       fetch(t.url + path, {
