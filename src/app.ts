@@ -8,6 +8,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { authenticate, rateLimit } from "./auth/middleware";
 import { authRoutes } from "./auth/routes";
 import { createAuthRuntime } from "./auth/runtime";
+import { consoleRoutes } from "./console/routes";
 import { uuidv7 } from "./db/ids";
 import { decisionRoutes } from "./decisions/routes";
 import type { AppDeps } from "./deps";
@@ -58,6 +59,8 @@ export function createApp(deps: AppDeps) {
   app.route("/", decisionRoutes(deps));
   app.route("/", telemetryRoutes(deps));
   app.route("/", metricsRoutes(deps));
+  // The operator console: server-rendered pages with their own session cookie (not in the OpenAPI document).
+  app.route("/", consoleRoutes(deps, auth));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "ApiKey", { type: "apiKey", in: "header", name: "X-API-Key" });
   app.openAPIRegistry.registerComponent("securitySchemes", "BearerAuth", {

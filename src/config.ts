@@ -118,6 +118,10 @@ export const configSchema = z
     TOKEN_CLOCK_TOLERANCE_SECONDS: z.coerce.number().int().min(0).max(300).default(5),
     TOKEN_SIGNING_KEY: z.string().trim().min(1).optional(),
     TOKEN_PREVIOUS_SIGNING_KEY: z.string().trim().min(1).optional(),
+    /** lifetime of an operator console session (a service token in a cookie); capped at TOKEN_MAX_TTL_SECONDS */
+    CONSOLE_SESSION_TTL_SECONDS: positiveInt.max(86_400).default(3_600),
+    /** a console page's event stream ends after this long; the browser reconnects (no event lost) and its session is checked again */
+    CONSOLE_STREAM_RECHECK_MS: positiveInt.min(1_000).max(3_600_000).default(60_000),
     // HTTPS: a PEM certificate chain and key; with a CA and TLS_CLIENT_AUTH=require, mutual TLS.
     TLS_CERT_FILE: z.string().trim().min(1).optional(),
     TLS_KEY_FILE: z.string().trim().min(1).optional(),

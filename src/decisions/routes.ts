@@ -127,14 +127,6 @@ const consume = action("decisions:create", "consume", "Mark an approved decision
 
 const principalOf = (c: Context<AppEnv>): Principal => c.get("principal")!;
 
-/** The resume point: Last-Event-ID (set by EventSource on reconnect) or ?last_event_id; else "from now". */
-function resumeFrom(c: Context<AppEnv>, query: number | undefined): number | undefined {
-  const header = c.req.header("last-event-id");
-  if (header === undefined) return query;
-  if (!/^\d{1,15}$/.test(header.trim())) throw badRequest("invalid_last_event_id", "Last-Event-ID must be an event id from this stream");
-  return Number(header.trim());
-}
-
 export function decisionRoutes(deps: DecisionDeps) {
   const notifier = notifierOf(deps);
   // Replicas with a process-local cache drop their copy when any replica changes a decision.
@@ -158,29 +150,8 @@ export function decisionRoutes(deps: DecisionDeps) {
     .openapi(list, async (c) => c.json(await listDecisions(deps, principalOf(c), c.req.valid("query")), 200))
     .openapi(queue, async (c) => c.json(await listQueue(deps, principalOf(c), c.req.valid("query")), 200))
     .openapi(stream, async (c) => {
-      const principal = principalOf(c);
       const after = resumeFrom(c, c.req.valid("query").last_event_id) ?? (await latestEventId(deps));
-      c.header("Cache-Control", "no-store");
-      c.header("X-Accel-Buffering", "no"); // proxies must not buffer the stream
-      return streamSSE(c, async (sse) => {
-        const stop = new AbortController();
-        sse.onAbort(() => stop.abort());
-        c.req.raw.signal.addEventListener("abort", () => stop.abort(), { once: true });
-        // Sends the headers at once (some servers hold them until the first byte) and sets the reconnect delay.
-        await sse.write(`retry: ${RECONNECT_MS}\n\n`);
-        const heartbeat = setInterval(() => void sse.write(": keep-alive\n\n").catch(() => stop.abort()), HEARTBEAT_MS);
-        try {
-          await followEvents(
-            deps,
-            principal,
-            after,
-            (event) => sse.writeSSE({ id: String(event.id), event: event.type, data: eventJson(event) }),
-            stop.signal,
-          );
-        } finally {
-          clearInterval(heartbeat);
-        }
-      }) as never;
+      return eventStreamResponse(c, deps, principalOf(c), after) as never;
     })
     .openapi(read, async (c) => {
       const { id } = c.req.valid("param");
@@ -207,6 +178,52 @@ export function decisionRoutes(deps: DecisionDeps) {
       return c.json(presentDecision(await cancelDecision(deps, principalOf(c), c.req.valid("param").id, reason)), 200);
     })
     .openapi(consume, async (c) => c.json(presentDecision(await consumeDecision(deps, principalOf(c), c.req.valid("param").id)), 200));
+}
+
+/**
+ * The decision events after `after` that `principal` may see, as Server-Sent Events until the client
+ * goes away (or `endAfterMs` passes: an EventSource then reconnects with Last-Event-ID, so the caller
+ * is authenticated again and no event is lost). The API's stream and the operator console's both
+ * answer with this.
+ */
+export function eventStreamResponse(
+  c: Context,
+  deps: DecisionDeps,
+  principal: Principal,
+  after: number,
+  options: { endAfterMs?: number } = {},
+): Response {
+  c.header("Cache-Control", "no-store");
+  c.header("X-Accel-Buffering", "no"); // proxies must not buffer the stream
+  return streamSSE(c, async (sse) => {
+    const stop = new AbortController();
+    sse.onAbort(() => stop.abort());
+    c.req.raw.signal.addEventListener("abort", () => stop.abort(), { once: true });
+    // Sends the headers at once (some servers hold them until the first byte) and sets the reconnect delay.
+    await sse.write(`retry: ${RECONNECT_MS}\n\n`);
+    const heartbeat = setInterval(() => void sse.write(": keep-alive\n\n").catch(() => stop.abort()), HEARTBEAT_MS);
+    const end = options.endAfterMs === undefined ? undefined : setTimeout(() => stop.abort(), options.endAfterMs);
+    try {
+      await followEvents(
+        deps,
+        principal,
+        after,
+        (event) => sse.writeSSE({ id: String(event.id), event: event.type, data: eventJson(event) }),
+        stop.signal,
+      );
+    } finally {
+      clearInterval(heartbeat);
+      clearTimeout(end);
+    }
+  });
+}
+
+/** The resume point: Last-Event-ID (set by EventSource on reconnect) or ?last_event_id; else "from now". */
+export function resumeFrom(c: Context, query: number | undefined): number | undefined {
+  const header = c.req.header("last-event-id");
+  if (header === undefined) return query;
+  if (!/^\d{1,15}$/.test(header.trim())) throw badRequest("invalid_last_event_id", "Last-Event-ID must be an event id from this stream");
+  return Number(header.trim());
 }
 
 /**

@@ -19,12 +19,14 @@ afterAll(() => t.close());
 /** Hono's `/a/:id` (optionally `:id{regex}`) as OpenAPI's `/a/{id}`. */
 const toOpenApiPath = (path: string) => path.replace(/:([A-Za-z0-9_]+)(\{[^}]*\})?/g, "{$1}");
 const UNDOCUMENTED = new Set(["/openapi.json", "/docs"]);
+/** The operator console's HTML pages and forms are for browsers, not part of the API. */
+const isConsolePage = (path: string) => path === "/console" || path.startsWith("/console/");
 
 const endpoints = () => {
   const seen = new Set<string>();
   for (const route of t.app.routes) {
     // Middleware mounts (`/v1/*`, method ALL) are not endpoints.
-    if (route.method === "ALL" || route.path.includes("*") || UNDOCUMENTED.has(route.path)) continue;
+    if (route.method === "ALL" || route.path.includes("*") || UNDOCUMENTED.has(route.path) || isConsolePage(route.path)) continue;
     seen.add(`${route.method} ${route.path}`);
   }
   return [...seen].map((entry) => {
