@@ -11,7 +11,7 @@ import { afterCursor, decodeCursor, encodeCursor, toPage } from "../http/paginat
 import { cacheInstruments } from "../observability/metrics";
 import { canonicalHash, canonicalJson } from "./canonical-json";
 import { decisionMetrics } from "./metrics";
-import { DECISIONS_CHANNEL, type DecisionNotifier, decisionNotifier } from "./notifier";
+import { type DecisionNotifier, decisionNotifier } from "./notifier";
 import { presentDecision } from "./present";
 import { createLocalDecisionCache, type LocalDecisionCache } from "./read-cache";
 import { CONTEXT_MAX_BYTES, type CreateDecisionInput, type ListFilters, MAX_ESCALATION_LEVEL } from "./schemas";
