@@ -1,11 +1,20 @@
 import { afterAll, describe, expect, test } from "bun:test";
+import { readFileSync, rmSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
 import { getTableConfig, PgTable } from "drizzle-orm/pg-core";
 import postgres from "postgres";
-import { type DatabaseHandle, openPglite, openPostgres, rowsOf } from "../../src/db/client";
+import {
+  type DatabaseHandle,
+  openPglite,
+  openPostgres,
+  PGLITE_SNAPSHOT_MANIFEST,
+  pgliteVersion,
+  rowsOf,
+  snapshotManifest,
+} from "../../src/db/client";
 import * as schema from "../../src/db/schema";
 import { createScratchDatabase } from "../helpers/db";
-import { postgresReachable, REAL_POSTGRES_URL } from "./support";
+import { postgresReachable, REAL_POSTGRES_URL, tempDir } from "./support";
 
 /** Every table the Drizzle schema declares, with its columns: what the migrations must produce. */
 const declared = (Object.values(schema) as unknown[])
@@ -75,6 +84,34 @@ describe("migrations on PGlite (PostgreSQL 18)", () => {
       await database.close();
     }
   }, 60_000); // a fresh PGlite boots in seconds on a busy machine
+
+  test("the shipped snapshot is current (run `bun run db:snapshot` after a migration or a PGlite upgrade)", () => {
+    const shipped = JSON.parse(readFileSync(PGLITE_SNAPSHOT_MANIFEST, "utf8"));
+    expect(shipped).toEqual(snapshotManifest(pgliteVersion()));
+  });
+
+  test("a fresh data directory starts from the snapshot: every table, migrations a no-op, and it reopens", async () => {
+    const dataDir = tempDir("snapshot");
+    try {
+      const first = await openPglite({ dataDir });
+      try {
+        // Loaded, not initialised: the migrations table already lists every migration.
+        expect(await appliedMigrations(first)).toBe(snapshotManifest(pgliteVersion()).migrations.length);
+        await provesMigrations(first);
+      } finally {
+        await first.close();
+      }
+      const reopened = await openPglite({ dataDir });
+      try {
+        const tables = await tablesIn(reopened);
+        for (const table of declared) expect(tables.get(table.name)?.sort(), `columns of ${table.name}`).toEqual(table.columns);
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 async function serverVersionOf(url: string): Promise<number> {
