@@ -65,6 +65,7 @@ export function createVerifier(deps: {
   const verifiedTokens = createTtlCache<TokenClaims>({ ttlMs: deps.ttlMs, now });
   const lastTouched = new Map<string, number>();
   const keyPrincipals = new WeakMap<ApiKeyRow, Principal>();
+  const tokenPrincipals = new WeakMap<SessionRow, { key: ApiKeyRow; principal: Principal }>();
   // Counts revocations seen. A row read before one arrived may predate it (the read raced the
   // revoking transaction), so it answers its own request but is not cached.
   let revocationsSeen = 0;
@@ -161,9 +162,14 @@ export function createVerifier(deps: {
     // Revoking (or expiring) the parent key ends its tokens too.
     assertUsable(key);
     touch(key);
+    // One principal per cached (session, key) pair, as for keys: no permission set built per request.
+    const memo = tokenPrincipals.get(session);
+    if (memo?.key === key) return memo.principal;
     const allowed = effectivePermissions(key.role, key.permissions);
     const granted = new Set(session.permissions.filter((p): p is Permission => allowed.has(p as Permission)));
-    return principalFor(key, granted, claims.jti);
+    const principal = principalFor(key, granted, claims.jti);
+    tokenPrincipals.set(session, { key, principal });
+    return principal;
   }
 
   return {
