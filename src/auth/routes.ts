@@ -283,84 +283,80 @@ export function authRoutes(auth: AuthRuntime) {
   const now = () => deps.clock.now();
   const meta = (c: Context<AppEnv>) => requestMeta(c, deps.config.TRUST_PROXY_HOPS);
   const date = (value: string | null | undefined): Date | null | undefined => (value ? new Date(value) : value === null ? null : undefined);
-  return createRouter()
-    .openapi(createKeyRoute, async (c) => {
-      const body = c.req.valid("json");
-      const { key, row } = await createKey(
-        auth.keyService,
-        c.get("principal")!,
-        { ...body, expiresAt: body.expires_at ? new Date(body.expires_at) : undefined },
-        meta(c),
-      );
-      return c.json({ ...keyView(row, now()), key }, 201);
-    })
-    .openapi(listKeysRoute, async (c) => c.json(await listKeys(deps.database.db, c.req.valid("query"), now()), 200))
-    .openapi(getKeyRoute, async (c) => c.json(keyView(await getKey(deps.database.db, c.req.valid("param").id), now()), 200))
-    .openapi(revokeKeyRoute, async (c) => {
-      const row = await revokeKey(auth.keyService, c.get("principal")!, c.req.valid("param").id, meta(c));
-      return c.json(keyView(row, now()), 200);
-    })
-    .openapi(rotateKeyRoute, async (c) => {
-      const body = c.req.valid("json");
-      const { key, row, old } = await rotateKey(
-        auth.keyService,
-        c.get("principal")!,
-        c.req.valid("param").id,
-        { graceSeconds: body.grace_seconds ?? 0, expiresAt: date(body.expires_at) },
-        meta(c),
-      );
-      return c.json({ ...keyView(row, now()), key, previous: keyView(old, now()) }, 201);
-    })
-    .openapi(issueTokenRoute, async (c) => {
-      const body = c.req.valid("json");
-      const issued = await issueToken(
-        auth.sessions,
-        c.get("principal")!,
-        { ttlSeconds: body.ttl_seconds, permissions: body.permissions },
-        meta(c),
-      );
-      c.header("Cache-Control", "no-store");
-      return c.json(
-        {
-          access_token: issued.token,
-          token_type: "Bearer" as const,
-          expires_in: issued.ttlSeconds,
-          expires_at: issued.expiresAt.toISOString(),
-          jti: issued.jti,
-          permissions: issued.permissions,
-        },
-        200,
-      );
-    })
-    .openapi(revokeTokenRoute, async (c) => {
-      const principal = c.get("principal")!;
-      const jti = c.req.valid("json").jti ?? principal.tokenId;
-      if (!jti) throw badRequest("jti_required", "give the jti of the token to revoke (or call with the token itself)");
-      const row = await revokeToken(auth.sessions, principal, jti, meta(c));
-      return c.json({ jti: row.id, revoked_at: row.revokedAt!.toISOString() }, 200);
-    })
-    .openapi(listAuditRoute, async (c) => {
-      const query = c.req.valid("query");
-      await auth.audit.flush();
-      const page = await listAuthEvents(deps.database.db, {
-        ...query,
-        since: date(query.since) ?? undefined,
-        until: date(query.until) ?? undefined,
-      });
-      return c.json(page, 200);
-    })
-    .openapi(listUsageRoute, async (c) => {
-      const query = c.req.valid("query");
-      await auth.usage.flush();
-      const page = await listKeyUsage(deps.database.db, {
-        ...query,
-        since: date(query.since) ?? undefined,
-        until: date(query.until) ?? undefined,
-      });
-      return c.json(page, 200);
-    })
-    .openapi(jwksRoute, async (c) => {
-      c.header("Cache-Control", "public, max-age=300");
-      return c.json(await auth.signer.jwks(), 200);
-    });
+  const timeRange = <Q extends { since?: string; until?: string }>(query: Q) => ({
+    ...query,
+    since: date(query.since) ?? undefined,
+    until: date(query.until) ?? undefined,
+  });
+  return (
+    createRouter()
+      .openapi(createKeyRoute, async (c) => {
+        const body = c.req.valid("json");
+        const { key, row } = await createKey(
+          auth.keyService,
+          c.get("principal")!,
+          { ...body, expiresAt: body.expires_at ? new Date(body.expires_at) : undefined },
+          meta(c),
+        );
+        return c.json({ ...keyView(row, now()), key }, 201);
+      })
+      .openapi(listKeysRoute, async (c) => c.json(await listKeys(deps.database.db, c.req.valid("query"), now()), 200))
+      .openapi(getKeyRoute, async (c) => c.json(keyView(await getKey(deps.database.db, c.req.valid("param").id), now()), 200))
+      .openapi(revokeKeyRoute, async (c) => {
+        const row = await revokeKey(auth.keyService, c.get("principal")!, c.req.valid("param").id, meta(c));
+        return c.json(keyView(row, now()), 200);
+      })
+      .openapi(rotateKeyRoute, async (c) => {
+        const body = c.req.valid("json");
+        const { key, row, old } = await rotateKey(
+          auth.keyService,
+          c.get("principal")!,
+          c.req.valid("param").id,
+          { graceSeconds: body.grace_seconds ?? 0, expiresAt: date(body.expires_at) },
+          meta(c),
+        );
+        return c.json({ ...keyView(row, now()), key, previous: keyView(old, now()) }, 201);
+      })
+      .openapi(issueTokenRoute, async (c) => {
+        const body = c.req.valid("json");
+        const issued = await issueToken(
+          auth.sessions,
+          c.get("principal")!,
+          { ttlSeconds: body.ttl_seconds, permissions: body.permissions },
+          meta(c),
+        );
+        c.header("Cache-Control", "no-store");
+        return c.json(
+          {
+            access_token: issued.token,
+            token_type: "Bearer" as const,
+            expires_in: issued.ttlSeconds,
+            expires_at: issued.expiresAt.toISOString(),
+            jti: issued.jti,
+            permissions: issued.permissions,
+          },
+          200,
+        );
+      })
+      .openapi(revokeTokenRoute, async (c) => {
+        const principal = c.get("principal")!;
+        const jti = c.req.valid("json").jti ?? principal.tokenId;
+        if (!jti) throw badRequest("jti_required", "give the jti of the token to revoke (or call with the token itself)");
+        const row = await revokeToken(auth.sessions, principal, jti, meta(c));
+        return c.json({ jti: row.id, revoked_at: row.revokedAt!.toISOString() }, 200);
+      })
+      // Reads flush this replica's buffered events and counts first, so they are visible.
+      .openapi(listAuditRoute, async (c) => {
+        await auth.audit.flush();
+        return c.json(await listAuthEvents(deps.database.db, timeRange(c.req.valid("query"))), 200);
+      })
+      .openapi(listUsageRoute, async (c) => {
+        await auth.usage.flush();
+        return c.json(await listKeyUsage(deps.database.db, timeRange(c.req.valid("query"))), 200);
+      })
+      .openapi(jwksRoute, async (c) => {
+        c.header("Cache-Control", "public, max-age=300");
+        return c.json(await auth.signer.jwks(), 200);
+      })
+  );
 }

@@ -1,4 +1,5 @@
 import { eq } from "drizzle-orm";
+import { createTtlCache } from "../cache/ttl-cache";
 import { constantTimeEqual } from "../crypto/hash";
 import type { Database } from "../db/client";
 import { type ApiKeyRow, apiKeys, operatorSessions } from "../db/schema";
@@ -9,7 +10,6 @@ import { findApiKeyByHash, findApiKeyById } from "./api-keys";
 import { hashApiKeySync, isWellFormedApiKey, KEY_PREFIX } from "./key-format";
 import { effectivePermissions, type Permission, type Principal } from "./rbac";
 import { type TokenClaims, TokenRejected, type TokenSigner } from "./tokens";
-import { createTtlCache } from "./ttl-cache";
 
 /** A 401 that also names the key involved (when one was identified), for the audit trail. */
 export class AuthFailure extends ApiError {

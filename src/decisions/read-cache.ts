@@ -1,3 +1,4 @@
+import { createTtlCache } from "../cache/ttl-cache";
 import type { DecisionRow } from "../db/schema";
 
 /**
@@ -15,28 +16,16 @@ export interface LocalDecisionCache {
 }
 
 export function createLocalDecisionCache(options: { ttlMs: number; maxEntries: number; now: () => number }): LocalDecisionCache {
-  const entries = new Map<string, { row: DecisionRow; expiresAt: number }>();
+  const rows = createTtlCache<DecisionRow>(options);
   let generation = 0;
   return {
-    get(id) {
-      const entry = entries.get(id);
-      if (!entry) return undefined;
-      if (entry.expiresAt <= options.now()) {
-        entries.delete(id);
-        return undefined;
-      }
-      return entry.row;
-    },
+    get: (id) => rows.get(id),
     set(id, row, startedAt) {
-      if (startedAt !== generation || options.ttlMs <= 0) return;
-      entries.delete(id);
-      entries.set(id, { row, expiresAt: options.now() + options.ttlMs });
-      // Oldest first out: a Map iterates in insertion order.
-      if (entries.size > options.maxEntries) entries.delete(entries.keys().next().value as string);
+      if (startedAt === generation) rows.set(id, row);
     },
     forget(id) {
       generation++;
-      entries.delete(id);
+      rows.delete(id);
     },
     get generation() {
       return generation;

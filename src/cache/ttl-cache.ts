@@ -1,7 +1,8 @@
 /**
- * A small in-process cache with a fixed time to live, measured on an injected clock. Its TTL is what
- * bounds how long another replica may keep accepting a key after it was revoked elsewhere.
- * Bounded: past `maxEntries` the oldest insertion is evicted.
+ * A small in-process cache with a fixed time to live, measured on an injected clock (for credentials,
+ * the TTL bounds how long another replica may keep accepting a key revoked elsewhere; for decisions,
+ * how long a copy may outlive a lost change notification). Bounded: past `maxEntries` the oldest
+ * insertion is evicted.
  */
 export interface TtlCache<V> {
   get(key: string): V | undefined;
