@@ -1,7 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { authEvents } from "../../src/db/schema";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { bearer, errorCode, issueToken } from "./support";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 let t: TestApp;
 beforeAll(async () => {

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import { generateApiKey, hashApiKeySync } from "../../src/auth/api-keys";
 import { bootstrapIdentity } from "../../src/auth/bootstrap";
@@ -7,6 +7,9 @@ import type { DatabaseHandle } from "../../src/db/client";
 import { apiKeys, signingKeys } from "../../src/db/schema";
 import { createLogger } from "../../src/observability/logger";
 import { openTestDatabase } from "../helpers/db";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 let database: DatabaseHandle;
 let logs: string[];

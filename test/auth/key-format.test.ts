@@ -1,7 +1,10 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { displayPrefixOf, generateApiKey, hashApiKeySync, isWellFormedApiKey } from "../../src/auth/api-keys";
 import { ConfigError, loadConfig } from "../../src/config";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 describe("key format", () => {
   test("keys carry the arb_ prefix, 256 bits of base62 and a checksum; every one is different", () => {

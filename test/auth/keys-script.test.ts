@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +7,9 @@ import { createRedisCache } from "../../src/cache/redis";
 import { waitFor } from "../foundation/support";
 import { uniquePrefix } from "../helpers/cache";
 import { createScratchDatabase } from "../helpers/db";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /** `bun run keys …` against its own database: embedded (a temporary DATA_DIR) or a scratch PostgreSQL database. */
 let env: Record<string, string>;

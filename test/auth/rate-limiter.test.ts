@@ -1,7 +1,10 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createRateLimiter, localAllowance } from "../../src/auth/rate-limit";
 import type { Cache } from "../../src/cache/types";
 import { openTestCache } from "../helpers/cache";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 // The local limiter against the suite's cache: in memory in the embedded tier, the real Redis in the
 // other, where two limiters sharing it stand for two replicas.

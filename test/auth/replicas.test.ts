@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createMemoryCache } from "../../src/cache/memory";
 import { createRedisCache } from "../../src/cache/redis";
 import type { Cache } from "../../src/cache/types";
@@ -7,6 +7,9 @@ import { startTestApp, type TestApp } from "../helpers/app";
 import { uniquePrefix } from "../helpers/cache";
 import { openTestDatabase } from "../helpers/db";
 import { errorCode, type ManualClock, manualClock } from "./support";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /**
  * Two app instances over one database and one cache (real Redis on the real-server tier, two

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import { createApiKey } from "../../src/auth/api-keys";
 import { REVOCATION_CHANNEL } from "../../src/auth/revocations";
@@ -16,6 +16,9 @@ import { startTestApp, type TestApp } from "../helpers/app";
 import { uniquePrefix } from "../helpers/cache";
 import { openTestDatabase } from "../helpers/db";
 import { errorCode, type ManualClock, manualClock } from "./support";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /**
  * Revocations broadcast over the cache's pub/sub: two replicas over one database and one cache.

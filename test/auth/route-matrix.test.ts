@@ -1,7 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { PERMISSIONS, ROLE_PERMISSIONS } from "../../src/auth/rbac";
 import { ROLES } from "../../src/db/schema";
 import { startTestApp, type TestApp } from "../helpers/app";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /**
  * Every route × every role, read from the app's own OpenAPI document, so routes added by any area

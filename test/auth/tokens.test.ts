@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { desc, eq, isNull } from "drizzle-orm";
 import {
   base64url,
@@ -16,6 +16,9 @@ import { rotateSigningKey } from "../../src/auth/tokens";
 import { operatorSessions, signingKeys } from "../../src/db/schema";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { bearer, errorCode, issueToken, type ManualClock, manualClock } from "./support";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 let t: TestApp;
 let clock: ManualClock;

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createMemoryCache } from "../../src/cache/memory";
 import { createRedisCache } from "../../src/cache/redis";
 import { type Cache, CacheUnavailableError } from "../../src/cache/types";
@@ -6,6 +6,9 @@ import { createUpstashCache } from "../../src/cache/upstash";
 import { closedPort, freezableProxy, REAL_REDIS_URL, redisReachable, silentServer, waitFor, within } from "../foundation/support";
 import { uniquePrefix } from "../helpers/cache";
 import { startUpstashBridge, type UpstashBridge } from "../helpers/upstash-bridge";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /**
  * One contract, every backend. `open(prefix)` builds a cache namespaced by `prefix`; two caches

@@ -1,10 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import type { Role } from "../../src/db/schema";
 import { notifierOf } from "../../src/decisions/service";
 import { samplePayload } from "../decisions/helpers";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { clientAs } from "../sdk/support";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /** The `arbiter` CLI as a real subprocess against the real app. */
 const ROOT = join(import.meta.dir, "../..");

@@ -1,9 +1,12 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { eq } from "drizzle-orm";
 import { authEvents, operatorSessions } from "../../src/db/schema";
 import { auditTrail, createDecision, readSse } from "../decisions/helpers";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { consoleClient, signIn } from "./support";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /** The console over plain HTTP: sessions, CSRF, headers, and verdicts through the API's own rules. */
 let t: TestApp;

@@ -1,6 +1,9 @@
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { act, auditTrail, createDecision, extraKey, requestWithKey } from "./helpers";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 let t: TestApp;
 beforeAll(async () => {

@@ -1,8 +1,11 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { count } from "drizzle-orm";
 import { decisionEvents, decisions } from "../../src/db/schema";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { act, createDecision } from "./helpers";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 let t: TestApp;
 beforeAll(async () => {

@@ -1,8 +1,11 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startDecisionWorkers } from "../../src/decisions/background";
 import { settleOverdue } from "../../src/decisions/service";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { act, auditTrail, createDecision, manualClock } from "./helpers";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 const clock = manualClock();
 let t: TestApp;

@@ -1,10 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { decisionEvents } from "../../src/db/schema";
 import { startDecisionWorkers } from "../../src/decisions/background";
 import { latestEventId } from "../../src/decisions/event-stream";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { usingRealPostgres } from "../helpers/db";
 import { act, createDecision, readSse, sharedDatabase } from "./helpers";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 let t: TestApp;
 beforeAll(async () => {
@@ -61,7 +64,7 @@ describe("across replicas", () => {
       await replicaB.close();
       await shared.close();
     }
-  }, 30_000); // two app instances boot here: slow on a loaded machine
+  });
 });
 
 describe("server-sent events", () => {

@@ -1,8 +1,11 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { verifyWebhookSignature } from "../../src/crypto/webhook-signature";
 import { callbackRefusal, classifyAddress, deliverDueWebhooks, deliveryAttempts } from "../../src/decisions/webhooks";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { act, createDecision, manualClock } from "./helpers";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 const SECRET = "whsec-test-0123456789abcdef0123456789abcdef";
 const clock = manualClock();

@@ -1,5 +1,8 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { ConfigError, loadConfig } from "../../src/config";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 describe("configuration: settings that contradict each other", () => {
   test("a default decision window longer than the longest allowed stops the start, naming the variable", () => {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createMemoryCache } from "../../src/cache/memory";
 import { createRedisCache } from "../../src/cache/redis";
 import { openPostgres } from "../../src/db/client";
@@ -6,6 +6,9 @@ import type { HealthReport } from "../../src/health/checks";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { openTestDatabase } from "../helpers/db";
 import { appOver, closedPort, silentServer, within } from "./support";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 const HEALTH_JSON = "application/health+json";
 

@@ -1,10 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { z } from "@hono/zod-openapi";
 import { createMemoryCache } from "../../src/cache/memory";
 import { createRouter, defineRoute } from "../../src/http/openapi";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { openTestDatabase } from "../helpers/db";
 import { appOver } from "./support";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /**
  * Error shapes, request ids, request logs and secure headers, through the real app. Two probe routes

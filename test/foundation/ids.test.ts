@@ -1,5 +1,8 @@
-import { expect, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { isUuid, uuidv7 } from "../../src/db/ids";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 const timestampOf = (id: string) => Number.parseInt(id.replaceAll("-", "").slice(0, 12), 16);
 /**

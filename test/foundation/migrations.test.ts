@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync, rmSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
 import { getTableConfig, PgTable } from "drizzle-orm/pg-core";
@@ -15,6 +15,9 @@ import {
 import * as schema from "../../src/db/schema";
 import { createScratchDatabase } from "../helpers/db";
 import { postgresReachable, REAL_POSTGRES_URL, tempDir } from "./support";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /** Every table the Drizzle schema declares, with its columns: what the migrations must produce. */
 const declared = (Object.values(schema) as unknown[])

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { and, desc, sql } from "drizzle-orm";
 import { pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
 import type { DatabaseHandle } from "../../src/db/client";
@@ -6,6 +6,9 @@ import { uuidv7 } from "../../src/db/ids";
 import { ApiError } from "../../src/http/errors";
 import { afterCursor, DEFAULT_LIMIT, decodeCursor, encodeCursor, MAX_LIMIT, PaginationQuery, toPage } from "../../src/http/pagination";
 import { openTestDatabase } from "../helpers/db";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 function apiErrorOf(run: () => unknown): ApiError | undefined {
   try {

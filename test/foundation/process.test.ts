@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { and, eq } from "drizzle-orm";
 import { generateApiKey, hashApiKeySync } from "../../src/auth/key-format";
@@ -7,6 +7,9 @@ import { apiKeys, apiKeyUsage, authEvents } from "../../src/db/schema";
 import { createScratchDatabase } from "../helpers/db";
 import { startUpstashBridge, type UpstashBridge } from "../helpers/upstash-bridge";
 import { closedPort, REAL_REDIS_URL, redisReachable, spawnArbiter, tempDir, waitFor, within } from "./support";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /**
  * The real entry point as a child process: configuration errors, unreachable dependencies at start,

@@ -1,9 +1,12 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Hono } from "hono";
 import type { AppEnv } from "../../src/http/env";
 import { httpMetrics } from "../../src/observability/http-metrics";
 import { createMetricsRegistry } from "../../src/observability/metrics";
 import { parseExposition, total } from "./exposition";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 describe("HTTP metrics middleware", () => {
   test("counts 5xx answers as errors, by route template, and odd methods as _OTHER", async () => {

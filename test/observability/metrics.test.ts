@@ -1,8 +1,11 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { PROMETHEUS_CONTENT_TYPE } from "../../src/observability/metrics";
 import { metricsListener } from "../../src/observability/metrics-routes";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { findPromtool, parseExposition, runPromtool, scrape, total } from "./exposition";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 const METRICS_TOKEN = "scrape-token-0123456789abcdef";
 let t: TestApp;

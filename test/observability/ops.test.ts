@@ -1,10 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { findPromtool, parseExposition, runPromtool, scrape } from "./exposition";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 const OPS = join(import.meta.dir, "../../ops");
 const PROMETHEUS_DIR = join(OPS, "prometheus");

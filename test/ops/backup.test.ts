@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +7,9 @@ import { type Config, loadConfig } from "../../src/config";
 import { type DatabaseHandle, openPglite, openPostgres } from "../../src/db/client";
 import { createScratchDatabase, usingRealPostgres } from "../helpers/db";
 import { readEveryTable, seedEveryTable, wipeEveryTable } from "./fixtures";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 // Spawns processes or opens databases on disk; the 5 s default is too tight on a busy machine.
 const SLOW = 60_000;

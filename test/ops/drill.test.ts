@@ -1,7 +1,10 @@
-import { expect, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { type DrillReport, drillFailures, runDrill } from "../../scripts/lib/drill";
 import { findServerBinDir } from "../../scripts/lib/pg-bin";
 import { usingRealPostgres } from "../helpers/db";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /**
  * The point-in-time recovery drill on a throwaway cluster of its own. It does not use the tier's

@@ -1,10 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import postgres from "postgres";
 import { type DatabaseHandle, openPostgres } from "../../src/db/client";
 import { startTestApp } from "../helpers/app";
 import { createScratchDatabase, usingRealPostgres } from "../helpers/db";
 import { readEveryTable, seedEveryTable } from "./fixtures";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 // Spawns processes or opens databases on disk; the 5 s default is too tight on a busy machine.
 const SLOW = 60_000;

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -6,6 +6,9 @@ import { CERT_FILES, generateCertificates } from "../../scripts/lib/certs";
 import { ConfigError, loadConfig } from "../../src/config";
 import { serverTlsOptions, TlsSetupError } from "../../src/tls";
 import { startTestApp, type TestApp } from "../helpers/app";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 // Spawns processes or opens databases on disk; the 5 s default is too tight on a busy machine.
 const SLOW = 60_000;

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, spyOn, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, spyOn, test } from "bun:test";
 import { generateApiKey } from "../../src/auth/key-format";
 import { openPostgres } from "../../src/db/client";
 import { StartupError } from "../../src/deps";
@@ -6,6 +6,9 @@ import edge, { createEdgeHandler, edgeConfig } from "../../src/edge";
 import { REAL_REDIS_URL, redisReachable } from "../foundation/support";
 import { createScratchDatabase } from "../helpers/db";
 import { startUpstashBridge, type UpstashBridge } from "../helpers/upstash-bridge";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /** The fetch-only entry: `{ fetch(request, env) }`, configured from the platform's bindings. */
 const upstash = { UPSTASH_REDIS_REST_URL: "https://example-edge.upstash.io", UPSTASH_REDIS_REST_TOKEN: "edge-token-0123456789" };

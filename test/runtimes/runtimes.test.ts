@@ -1,8 +1,11 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { generateApiKey } from "../../src/auth/key-format";
 import { type ArbiterProcess, spawnArbiter, tempDir, waitFor, within } from "../foundation/support";
 import { createScratchDatabase } from "../helpers/db";
 import { parseExposition, type Sample, total } from "../observability/exposition";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /**
  * One app, three runtimes: each entry point (Bun, Deno, Node through tsx) is started as a real

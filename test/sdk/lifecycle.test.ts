@@ -1,9 +1,12 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { notifierOf } from "../../src/decisions/service";
 import { ArbiterError, verifyPayload } from "../../src/sdk";
 import { samplePayload } from "../decisions/helpers";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { clientAs, rejection } from "./support";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 let t: TestApp;
 beforeAll(async () => {

@@ -1,9 +1,12 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { ArbiterError } from "../../src/sdk";
 import { parseRetryAfter } from "../../src/sdk/transport";
 import { manualClock, samplePayload } from "../decisions/helpers";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { clientAs, rejection } from "./support";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /**
  * Retries against the real app's rate limiter: a low limit and a clock the test moves, so a 429 comes

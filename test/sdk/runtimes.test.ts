@@ -1,6 +1,9 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { startTestApp, type TestApp } from "../helpers/app";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /** The SDK uses only web APIs: the same round trip runs under Node (through tsx) and Deno. */
 const ROOT = join(import.meta.dir, "../..");

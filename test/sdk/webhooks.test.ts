@@ -1,9 +1,12 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { deliverDueWebhooks } from "../../src/decisions/webhooks";
 import { verifyWebhook } from "../../src/sdk";
 import { samplePayload } from "../decisions/helpers";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { clientAs } from "./support";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /** verifyWebhook on callbacks the real app signs and delivers to a local receiver. */
 const SECRET = "whsec-sdk-test-0123456789abcdef0123456789abcdef";

@@ -1,9 +1,12 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { connect } from "node:net";
 import { eq, inArray } from "drizzle-orm";
 import { ROLE_PERMISSIONS } from "../../src/auth/rbac";
 import { apiKeys, decisions, type Role, telemetryEvents, telemetrySnapshots } from "../../src/db/schema";
 import { startTestApp, type TestApp } from "../helpers/app";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /**
  * Adversarial input, generated from /openapi.json so that every operation — including routes added

@@ -1,10 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { count, like } from "drizzle-orm";
 import { telemetryEvents, telemetrySnapshots } from "../../src/db/schema";
 import type { Clock } from "../../src/deps";
 import { deleteExpiredTelemetry, startTelemetryRetention } from "../../src/telemetry/retention";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { scrape, total } from "../observability/exposition";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 const NOW = new Date("2026-06-15T00:00:00.000Z");
 const clock: Clock = { now: () => NOW };

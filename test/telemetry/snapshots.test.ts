@@ -1,9 +1,12 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createRedisCache } from "../../src/cache/redis";
 import type { Clock } from "../../src/deps";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { uniquePrefix } from "../helpers/cache";
 import { scrape, total } from "../observability/exposition";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
 
 /** A clock the test moves by hand. */
 function manualClock(start: Date): Clock & { set(at: Date): void } {
@@ -72,7 +75,7 @@ describe("snapshots: write-through cache", () => {
     } finally {
       await short.close();
     }
-  }, 30_000); // boots a second app
+  });
 
   test("an unknown source is a 404", async () => {
     const res = await latest("nobody");
