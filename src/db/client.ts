@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
@@ -52,8 +51,20 @@ export interface PgliteOptions {
 export const PGLITE_SNAPSHOT = fileURLToPath(new URL("../../drizzle/snapshot/pglite.tar.gz", import.meta.url));
 export const PGLITE_SNAPSHOT_MANIFEST = fileURLToPath(new URL("../../drizzle/snapshot/manifest.json", import.meta.url));
 
-export const pgliteVersion = (): string =>
-  (createRequire(import.meta.url)("@electric-sql/pglite/package.json") as { version: string }).version;
+/** The installed PGlite's version, from its package.json (not exported by the package: found by walking up from its entry). */
+export function pgliteVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.resolve("@electric-sql/pglite")));
+  for (;;) {
+    const manifest = join(dir, "package.json");
+    if (existsSync(manifest)) {
+      const pkg = JSON.parse(readFileSync(manifest, "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "@electric-sql/pglite" && pkg.version) return pkg.version;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error("the PGlite package has no package.json with its version");
+    dir = parent;
+  }
+}
 
 /** What a snapshot was made from: the PGlite version and the migrations applied. */
 export function snapshotManifest(version: string) {
@@ -61,13 +72,14 @@ export function snapshotManifest(version: string) {
   return { pglite: version, migrations: journal.entries.map((entry) => entry.tag) };
 }
 
-function snapshotFor(version: string): Blob | undefined {
+/** The shipped snapshot when it was made by this PGlite version; otherwise (or when unreadable) initdb it is. */
+function shippedSnapshot(): Blob | undefined {
   try {
     const manifest = JSON.parse(readFileSync(PGLITE_SNAPSHOT_MANIFEST, "utf8")) as { pglite?: string };
-    if (manifest.pglite !== version) return undefined;
+    if (manifest.pglite !== pgliteVersion()) return undefined;
     return new Blob([readFileSync(PGLITE_SNAPSHOT)]);
   } catch {
-    return undefined; // no snapshot shipped: initdb it is
+    return undefined;
   }
 }
 
@@ -78,7 +90,7 @@ export async function openPglite(options: PgliteOptions = {}): Promise<DatabaseH
     mkdirSync(options.dataDir, { recursive: true });
     const path = join(options.dataDir, "pgdata");
     const fresh = !existsSync(path) || readdirSync(path).length === 0;
-    const snapshot = fresh ? snapshotFor(pgliteVersion()) : undefined;
+    const snapshot = fresh ? shippedSnapshot() : undefined;
     client = await PGlite.create(path, snapshot ? { loadDataDir: snapshot } : {});
   } else client = await PGlite.create();
   const db = drizzlePglite(client, { schema }) as unknown as Database;
