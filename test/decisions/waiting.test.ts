@@ -67,6 +67,29 @@ describe("across replicas", () => {
   });
 });
 
+describe("across replicas, in a burst", () => {
+  test("approvals committed together on one instance reach every waiter parked on another", async () => {
+    const shared = await sharedDatabase();
+    const replicaA = await startTestApp({ database: shared.first });
+    const replicaB = await startTestApp({ database: shared.second });
+    try {
+      const decisions = await Promise.all(Array.from({ length: 12 }, () => createDecision(replicaA)));
+      // B hears of A's changes only through the notifications A sends after each commit, batched
+      // per turn of its event loop: none of these waiters can be settled by A directly.
+      const waiting = decisions.map((d) => replicaB.request(`/v1/decisions/${d.id}?wait=30`, { as: "operator" }));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // let the waiters park on replica B
+      const approvals = await Promise.all(decisions.map((d) => act(replicaA, d.id, "approve", "operator")));
+      expect(approvals.map((res) => res.status)).toEqual(decisions.map(() => 200));
+      const answers = await Promise.all(waiting.map(async (res) => (await (await res).json()).status));
+      expect(answers).toEqual(decisions.map(() => "approved"));
+    } finally {
+      await replicaA.close();
+      await replicaB.close();
+      await shared.close();
+    }
+  });
+});
+
 describe("server-sent events", () => {
   test("streams changes and resumes from Last-Event-ID without gaps", async () => {
     const controller = new AbortController();
