@@ -13,16 +13,27 @@ import { canonicalJson } from "../decisions/canonical-json";
 import { latestEventId } from "../decisions/event-stream";
 import { type DecisionView, presentDecision } from "../decisions/present";
 import { eventStreamResponse, resumeFrom } from "../decisions/routes";
-import { ApproveBody, DecisionId, QueueQuery, ReasonBody, RejectBody } from "../decisions/schemas";
-import { approveDecision, escalateDecision, getDecision, listQueue, rejectDecision } from "../decisions/service";
+import { ApproveBody, DecisionId, ListQuery, QueueQuery, ReasonBody, RejectBody } from "../decisions/schemas";
+import { approveDecision, escalateDecision, getDecision, listDecisions, listQueue, rejectDecision } from "../decisions/service";
 import type { AppDeps } from "../deps";
 import type { AppEnv } from "../http/env";
 import { ApiError, issueDetails, notFound, validationFailed } from "../http/errors";
 import { isStorableText, parseCheckedJson } from "../http/input-guard";
 import { CONSOLE_CSS, CONSOLE_JS } from "./assets";
-import { decisionHistory } from "./history";
-import { consoleSession, sameOrigin, signIn, signOut } from "./session";
-import { DecisionPage, ErrorPage, LoginPage, type Notice, QueuePage, type Verb } from "./views";
+import { approvalCounts, decisionHistory, keyNames } from "./queries";
+import { consoleSession, csrfCheck, csrfToken, sameOrigin, signIn, signOut } from "./session";
+import {
+  DecisionPage,
+  ErrorPage,
+  HISTORY_FILTERS,
+  type HistoryFilters,
+  HistoryPage,
+  LoginPage,
+  type Notice,
+  QueuePage,
+  type Verb,
+  type Viewer,
+} from "./views";
 
 /**
  * The operator console: server-rendered pages under /console for people who decide. Plain Hono
@@ -103,14 +114,36 @@ function formInput<T>(schema: z.ZodType<T>, input: unknown): T {
   return parsed.data;
 }
 
+/** The history form's filters → the API's list query: an empty field is no filter, a UTC `datetime-local` becomes an instant. */
+function historyQuery(query: Record<string, string>): { filters: HistoryFilters; list: Record<string, string> } {
+  const filters: HistoryFilters = {};
+  const list: Record<string, string> = {};
+  const instant = (value: string) => (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(value) ? `${value}:00Z` : value);
+  for (const [name, value] of Object.entries(query)) {
+    if (!value) continue;
+    if ((HISTORY_FILTERS as readonly string[]).includes(name)) filters[name as keyof HistoryFilters] = value;
+    if (name === "from") list.created_after = instant(value);
+    else if (name === "to") list.created_before = instant(value);
+    else list[name] = value;
+  }
+  return { filters, list };
+}
+
 const firstIssue = (error: ApiError) => (error.details as { message: string }[])[0]?.message ?? error.message;
 
 export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
-  const principalOf = (c: Context<AppEnv>): Principal => {
+  /** The signed-in viewer of a page, when there is one (error pages are also shown to visitors). */
+  const viewerOf = (c: Context<AppEnv>): Viewer | undefined => {
     const principal = c.get("principal");
-    if (!principal) throw new ApiError(401, "unauthenticated", "your console session has ended; sign in again");
-    return principal;
+    const csrf = csrfToken(c);
+    return principal && csrf ? { principal, csrf } : undefined;
   };
+  const signedInViewer = (c: Context<AppEnv>): Viewer => {
+    const viewer = viewerOf(c);
+    if (!viewer) throw new ApiError(401, "unauthenticated", "your console session has ended; sign in again");
+    return viewer;
+  };
+  const principalOf = (c: Context<AppEnv>): Principal => signedInViewer(c).principal;
 
   const app = new Hono<AppEnv>().basePath("/console");
   // Adds the pages' CSP; the app-wide secure headers (HSTS and the rest) are set around it as on every response.
@@ -119,6 +152,7 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
   app.get("/assets/console.css", asset(CONSOLE_CSS, "text/css"));
   app.use(sameOrigin());
   app.use(consoleSession(auth));
+  app.use(csrfCheck());
   app.use(rateLimit(auth.guard));
   // Pages send a visitor without a session to the sign-in form; forms and the stream answer 401.
   app.use(async (c, next) => {
@@ -152,9 +186,50 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
   app.get("/", canRead, async (c) => {
     const query = QueueQuery.safeParse(c.req.query());
     if (!query.success) throw validationFailed(issueDetails(query.error.issues, "query"));
-    const principal = principalOf(c);
-    const queue = await listQueue(deps, principal, query.data);
-    return render(c, <QueuePage principal={principal} queue={queue} limit={query.data.limit} cursor={query.data.cursor} />);
+    const viewer = signedInViewer(c);
+    const queue = await listQueue(deps, viewer.principal, query.data);
+    const { db } = deps.database;
+    const [approvals, names] = await Promise.all([
+      approvalCounts(
+        db,
+        queue.data.map((item) => item.id),
+      ),
+      keyNames(
+        db,
+        queue.data.map((item) => item.requester_key_id),
+      ),
+    ]);
+    const data = queue.data.map((item) => ({
+      ...item,
+      approvals: approvals.get(item.id) ?? 0,
+      requester_name: names.get(item.requester_key_id) ?? null,
+    }));
+    return render(
+      c,
+      <QueuePage
+        viewer={viewer}
+        queue={{ data, next_cursor: queue.next_cursor }}
+        now={deps.clock.now()}
+        limit={query.data.limit}
+        cursor={query.data.cursor}
+      />,
+    );
+  });
+
+  app.get("/history", canRead, async (c) => {
+    const { filters, list } = historyQuery(c.req.query());
+    const query = ListQuery.safeParse(list);
+    if (!query.success) throw validationFailed(issueDetails(query.error.issues, "query"));
+    const viewer = signedInViewer(c);
+    const page = await listDecisions(deps, viewer.principal, query.data);
+    const names = await keyNames(
+      deps.database.db,
+      page.data.flatMap((d) => [d.requester_key_id, ...(d.resolved_by ? [d.resolved_by] : [])]),
+    );
+    return render(
+      c,
+      <HistoryPage viewer={viewer} page={page} names={names} filters={filters} limit={query.data.limit} cursor={query.data.cursor} />,
+    );
   });
 
   app.get("/stream", canRead, async (c) => {
@@ -170,10 +245,10 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
     notice?: (decision: DecisionView) => Notice,
     status: ContentfulStatusCode = 200,
   ) => {
-    const principal = principalOf(c);
-    const decision = presentDecision(await getDecision(deps, principal, id, { fresh: true }));
+    const viewer = signedInViewer(c);
+    const decision = presentDecision(await getDecision(deps, viewer.principal, id, { fresh: true }));
     const history = await decisionHistory(deps.database.db, id);
-    return render(c, <DecisionPage principal={principal} decision={decision} history={history} notice={notice?.(decision)} />, status);
+    return render(c, <DecisionPage viewer={viewer} decision={decision} history={history} notice={notice?.(decision)} />, status);
   };
 
   const decisionId = (c: Context<AppEnv>): string => {
@@ -237,24 +312,20 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
   });
 
   app.onError((error, c) => {
-    const principal = c.get("principal");
+    const viewer = viewerOf(c);
     if (error instanceof ApiError || (error instanceof HTTPException && error.status < 500)) {
       const headers = error instanceof ApiError ? error.headers : undefined;
       for (const [name, value] of Object.entries(headers ?? {})) c.header(name, value);
       const status = error.status as ContentfulStatusCode;
       return render(
         c,
-        <ErrorPage
-          principal={principal}
-          title={TITLES[status] ?? "Request refused"}
-          message={error.message || "The request was refused."}
-        />,
+        <ErrorPage viewer={viewer} title={TITLES[status] ?? "Request refused"} message={error.message || "The request was refused."} />,
         status,
       );
     }
     c.get("logger").error("unhandled error", { request_id: c.get("requestId"), error });
     const message = `Something went wrong on our side. Quote request id ${c.get("requestId")} when reporting it.`;
-    return render(c, <ErrorPage principal={principal} title="Internal error" message={message} />, 500);
+    return render(c, <ErrorPage viewer={viewer} title="Internal error" message={message} />, 500);
   });
 
   return app;

@@ -7,6 +7,7 @@ import type { Permission, Principal } from "../auth/rbac";
 import type { AuthRuntime } from "../auth/runtime";
 import { issueToken, revokeToken } from "../auth/sessions";
 import { AuthFailure } from "../auth/verifier";
+import { hmacSha256Hex, secretsEqual } from "../crypto/hash";
 import type { AppEnv } from "../http/env";
 import { ApiError } from "../http/errors";
 
@@ -118,6 +119,38 @@ export function sameOrigin(): MiddlewareHandler<AppEnv> {
       const origin = c.req.header("origin");
       const allowed = site ? site === "same-origin" : origin === new URL(c.req.url).origin;
       if (!allowed) throw new ApiError(403, "cross_site_request", "console forms are accepted only from the console itself");
+    }
+    await next();
+  };
+}
+
+/** The form field that carries a session's CSRF token. */
+export const CSRF_FIELD = "csrf";
+
+/**
+ * The session's CSRF token: an HMAC keyed by the session cookie's value, which only the browser
+ * holding the cookie knows (HttpOnly: not even the page's script), so another site cannot compute
+ * it, every replica can check it without shared state, and it ends with the session.
+ */
+export const csrfToken = (c: Context): string | undefined => {
+  const session = getCookie(c, SESSION_COOKIE);
+  return session ? hmacSha256Hex(session, "arbiter console csrf") : undefined;
+};
+
+/**
+ * A signed-in session's state-changing form must carry the session's CSRF token (checked in
+ * constant time) on top of the same-origin check; the sign-in form has no session yet and relies on
+ * that check alone.
+ */
+export function csrfCheck(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (c.req.method !== "GET" && c.req.method !== "HEAD" && c.get("principal")) {
+      const expected = csrfToken(c);
+      const form = await c.req.formData().catch(() => undefined);
+      const presented = form?.get(CSRF_FIELD);
+      if (!expected || typeof presented !== "string" || !secretsEqual(presented, expected)) {
+        throw new ApiError(403, "csrf_token_invalid", "the form's CSRF token is missing or wrong; reload the page and try again");
+      }
     }
     await next();
   };
