@@ -147,7 +147,7 @@ pre { background: var(--panel); border: 1px solid var(--line); padding: 1rem; ov
 .notice-error { background: var(--bad-bg); border-color: var(--bad); }
 .notice-info { background: var(--info-bg); border-color: var(--accent); }
 .actions { display: grid; grid-template-columns: repeat(auto-fit, minmax(18rem, 1fr)); gap: 1rem; }
-.actions h2 { grid-column: 1 / -1; margin-bottom: 0; }
+.actions h2, .actions > p { grid-column: 1 / -1; margin-bottom: 0; }
 .actions .card { margin: 0; max-width: none; display: flex; flex-direction: column; gap: .25rem; }
 .actions .card button { align-self: flex-start; margin-top: auto; }
 .card h3 { margin-top: 0; }
@@ -166,7 +166,7 @@ kbd { font: .85em ui-monospace, monospace; border: 1px solid var(--line); border
   main { padding: 1rem; }
   .facts { grid-template-columns: 1fr; }
   .facts dd { margin-bottom: .5rem; }
-  table, thead, tbody, tr, th, td { display: block; }
+  table, caption, thead, tbody, tr, th, td { display: block; }
   thead { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
   tr { border-bottom: 1px solid var(--line); padding: .5rem 0; }
   td { border: 0; padding: .1rem .5rem; }
