@@ -51,7 +51,9 @@ export const CONSOLE_JS = `"use strict";
     setTimeout(() => { live.textContent = text; }, 50);
   };
   const TYPES = ["created", "approval_recorded", "approved", "rejected", "escalated", "expired", "cancelled", "consumed"];
-  const source = new EventSource("/console/stream");
+  // From the last event before the page was rendered; a reconnect resumes from the last event received.
+  const after = body.dataset.streamAfter;
+  const source = new EventSource("/console/stream" + (after ? "?last_event_id=" + encodeURIComponent(after) : ""));
   source.addEventListener("open", () => { body.dataset.stream = "open"; });
   source.addEventListener("error", () => {
     if (source.readyState !== EventSource.CLOSED) {

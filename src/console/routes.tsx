@@ -13,7 +13,7 @@ import { canonicalJson } from "../decisions/canonical-json";
 import { latestEventId } from "../decisions/event-stream";
 import { type DecisionView, presentDecision } from "../decisions/present";
 import { eventStreamResponse, resumeFrom } from "../decisions/routes";
-import { ApproveBody, DecisionId, ListQuery, QueueQuery, ReasonBody, RejectBody } from "../decisions/schemas";
+import { ApproveBody, DecisionId, ListQuery, QueueQuery, ReasonBody, RejectBody, StreamQuery } from "../decisions/schemas";
 import { approveDecision, escalateDecision, getDecision, listDecisions, listQueue, rejectDecision } from "../decisions/service";
 import type { AppDeps } from "../deps";
 import type { AppEnv } from "../http/env";
@@ -187,6 +187,8 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
     const query = QueueQuery.safeParse(c.req.query());
     if (!query.success) throw validationFailed(issueDetails(query.error.issues, "query"));
     const viewer = signedInViewer(c);
+    // Read before the queue: the page's stream starts here, so no change after the read is missed.
+    const streamAfter = await latestEventId(deps);
     const queue = await listQueue(deps, viewer.principal, query.data);
     const { db } = deps.database;
     const [approvals, names] = await Promise.all([
@@ -210,6 +212,7 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
         viewer={viewer}
         queue={{ data, next_cursor: queue.next_cursor }}
         now={deps.clock.now()}
+        streamAfter={streamAfter}
         limit={query.data.limit}
         cursor={query.data.cursor}
       />,
@@ -234,7 +237,10 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
 
   app.get("/stream", canRead, async (c) => {
     const principal = principalOf(c);
-    const after = resumeFrom(c, undefined) ?? (await latestEventId(deps));
+    const query = StreamQuery.safeParse(c.req.query());
+    if (!query.success) throw validationFailed(issueDetails(query.error.issues, "query"));
+    // A page passes the last event before it was rendered; a reconnect's Last-Event-ID takes precedence.
+    const after = resumeFrom(c, query.data.last_event_id) ?? (await latestEventId(deps));
     // Ended now and then, so a signed-out, revoked or expired session stops receiving soon after.
     return eventStreamResponse(c, deps, principal, after, { endAfterMs: deps.config.CONSOLE_STREAM_RECHECK_MS });
   });
@@ -246,9 +252,14 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
     status: ContentfulStatusCode = 200,
   ) => {
     const viewer = signedInViewer(c);
+    const streamAfter = await latestEventId(deps);
     const decision = presentDecision(await getDecision(deps, viewer.principal, id, { fresh: true }));
     const history = await decisionHistory(deps.database.db, id);
-    return render(c, <DecisionPage viewer={viewer} decision={decision} history={history} notice={notice?.(decision)} />, status);
+    return render(
+      c,
+      <DecisionPage viewer={viewer} streamAfter={streamAfter} decision={decision} history={history} notice={notice?.(decision)} />,
+      status,
+    );
   };
 
   const decisionId = (c: Context<AppEnv>): string => {

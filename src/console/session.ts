@@ -139,12 +139,12 @@ export const csrfToken = (c: Context): string | undefined => {
 
 /**
  * A signed-in session's state-changing form must carry the session's CSRF token (checked in
- * constant time) on top of the same-origin check; the sign-in form has no session yet and relies on
- * that check alone.
+ * constant time) on top of the same-origin check; the sign-in form (shown without a session, and
+ * replacing any) relies on that check alone.
  */
 export function csrfCheck(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    if (c.req.method !== "GET" && c.req.method !== "HEAD" && c.get("principal")) {
+    if (c.req.method !== "GET" && c.req.method !== "HEAD" && c.get("principal") && c.req.path !== `${CONSOLE_PATH}/login`) {
       const expected = csrfToken(c);
       const form = await c.req.formData().catch(() => undefined);
       const presented = form?.get(CSRF_FIELD);

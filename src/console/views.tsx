@@ -115,10 +115,12 @@ export const QueuePage: FC<{
   viewer: Viewer;
   queue: { data: QueueItem[]; next_cursor: string | null };
   now: Date;
+  /** the last decision event before the page was read: its live updates start after it */
+  streamAfter: number;
   limit: number;
   cursor?: string | undefined;
-}> = ({ viewer, queue, now, limit, cursor }) => (
-  <Layout title="Pending decisions" page="queue" viewer={viewer}>
+}> = ({ viewer, queue, now, streamAfter, limit, cursor }) => (
+  <Layout title="Pending decisions" page="queue" viewer={viewer} data={{ "stream-after": String(streamAfter) }}>
     <h1>Pending decisions</h1>
     <p class="help">Highest priority first, then oldest. The list updates as decisions arrive and are resolved.</p>
     <section id="queue" aria-labelledby="queue-caption">
@@ -246,12 +248,13 @@ const ActionForm: FC<{
   </form>
 );
 
-export const DecisionPage: FC<{ viewer: Viewer; decision: DecisionView; history: HistoryEntry[]; notice?: Notice | undefined }> = ({
-  viewer,
-  decision: d,
-  history,
-  notice,
-}) => {
+export const DecisionPage: FC<{
+  viewer: Viewer;
+  streamAfter: number;
+  decision: DecisionView;
+  history: HistoryEntry[];
+  notice?: Notice | undefined;
+}> = ({ viewer, streamAfter, decision: d, history, notice }) => {
   const { principal } = viewer;
   const pending = d.status === "pending";
   const requester = history.find((entry) => entry.type === "created")?.actorName;
@@ -261,7 +264,12 @@ export const DecisionPage: FC<{ viewer: Viewer; decision: DecisionView; history:
   const canEscalate = pending && principal.permissions.has("decisions:escalate") && d.escalation_level < 3;
   const verbs = ([canApprove && "approve", canResolve && "reject", canEscalate && "escalate"] as const).filter((v) => v !== false);
   return (
-    <Layout title={d.title} page="decision" viewer={viewer} data={{ "decision-id": d.id, status: d.status }}>
+    <Layout
+      title={d.title}
+      page="decision"
+      viewer={viewer}
+      data={{ "decision-id": d.id, status: d.status, "stream-after": String(streamAfter) }}
+    >
       <p>
         <a href="/console">← Pending decisions</a>
       </p>

@@ -339,6 +339,20 @@ describe("console stream", () => {
     const [event] = await readSse(res, 1);
     expect(event).toMatchObject({ event: "created", data: { decision_id: decision.id, to_status: "pending" } });
   });
+
+  test("a page's stream starts after the last event before the page was read, so nothing in between is missed", async () => {
+    const operator = await signIn(t, t.keys.operator);
+    const html = await (await operator.get("/console")).text();
+    const after = /data-stream-after="(\d+)"/.exec(html)?.[1];
+    expect(after).toBeDefined();
+    // A decision arrives after the page was read and before its script connects.
+    const decision = await createDecision(t, { title: "Between render and connect" });
+    const res = await operator.get(`/console/stream?last_event_id=${after}`);
+    expect(res.status).toBe(200);
+    const [event] = await readSse(res, 1);
+    expect(event).toMatchObject({ event: "created", data: { decision_id: decision.id } });
+    for (const query of ["last_event_id=soon", "surprise=1"]) expect((await operator.get(`/console/stream?${query}`)).status).toBe(400);
+  });
 });
 
 describe("console behind a proxy, with tight limits", () => {
