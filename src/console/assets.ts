@@ -176,5 +176,8 @@ kbd { font: .85em ui-monospace, monospace; border: 1px solid var(--line); border
 }
 `;
 
-/** Changes whenever the script or the style sheet does: the pages link `?v=ASSET_VERSION`. */
-export const ASSET_VERSION = sha256Hex(CONSOLE_JS + CONSOLE_CSS).slice(0, 12);
+/** A file name carrying its content's hash: a changed file has a new name, so browsers may keep one forever. */
+const hashedName = (name: string, extension: string, body: string) => `${name}.${sha256Hex(body).slice(0, 12)}.${extension}`;
+
+export const CONSOLE_JS_FILE = hashedName("console", "js", CONSOLE_JS);
+export const CONSOLE_CSS_FILE = hashedName("console", "css", CONSOLE_CSS);

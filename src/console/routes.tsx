@@ -19,7 +19,7 @@ import type { AppDeps } from "../deps";
 import type { AppEnv } from "../http/env";
 import { ApiError, issueDetails, notFound, validationFailed } from "../http/errors";
 import { isStorableText, parseCheckedJson } from "../http/input-guard";
-import { CONSOLE_CSS, CONSOLE_JS } from "./assets";
+import { CONSOLE_CSS, CONSOLE_CSS_FILE, CONSOLE_JS, CONSOLE_JS_FILE } from "./assets";
 import { approvalCounts, decisionHistory, keyNames } from "./queries";
 import { consoleSession, csrfCheck, csrfToken, sameOrigin, signIn, signOut } from "./session";
 import {
@@ -85,9 +85,9 @@ const render = (c: Context, page: JSX.Element, status: ContentfulStatusCode = 20
   return c.html(html`<!doctype html>${page}`, status);
 };
 
-/** Pages link the assets with their content hash (`?v=`), so a browser may keep them a day. */
+/** The assets' names carry their content hash, so a browser may keep them for good. */
 const asset = (body: string, type: string) => () =>
-  new Response(body, { headers: { "Content-Type": `${type}; charset=utf-8`, "Cache-Control": "public, max-age=86400" } });
+  new Response(body, { headers: { "Content-Type": `${type}; charset=utf-8`, "Cache-Control": "public, max-age=31536000, immutable" } });
 
 /** The form's fields as strings; anything else (files, a body that is not a form, unstorable text) is a 400. */
 async function formFields(c: Context, names: readonly string[]): Promise<Record<string, string | undefined>> {
@@ -148,8 +148,8 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
   const app = new Hono<AppEnv>().basePath("/console");
   // Adds the pages' CSP; the app-wide secure headers (HSTS and the rest) are set around it as on every response.
   app.use(secureHeaders({ contentSecurityPolicy: CSP }));
-  app.get("/assets/console.js", asset(CONSOLE_JS, "text/javascript"));
-  app.get("/assets/console.css", asset(CONSOLE_CSS, "text/css"));
+  app.get(`/assets/${CONSOLE_JS_FILE}`, asset(CONSOLE_JS, "text/javascript"));
+  app.get(`/assets/${CONSOLE_CSS_FILE}`, asset(CONSOLE_CSS, "text/css"));
   app.use(sameOrigin());
   app.use(consoleSession(auth));
   app.use(csrfCheck());

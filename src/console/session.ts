@@ -25,9 +25,18 @@ const CONSOLE_PERMISSIONS: readonly Permission[] = ["decisions:read", "decisions
 /** The same counter as the API's failed-authentication throttle, so guessing here spends the same budget. */
 const failureKey = (address: string) => `authfail:${address}`;
 
-/** Served over HTTPS: directly, or (with TRUST_PROXY_HOPS) behind a proxy that terminated TLS. */
-const isHttps = (c: Context, trustedHops: number) =>
-  new URL(c.req.url).protocol === "https:" || (trustedHops > 0 && c.req.header("x-forwarded-proto")?.split(",")[0]?.trim() === "https");
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+
+/**
+ * The cookie is Secure unless the console is reached over plain HTTP on a loopback address (a trial
+ * on one's own machine). Served over HTTPS directly, or (with TRUST_PROXY_HOPS) behind a proxy that
+ * terminated TLS, it is Secure too; on plain HTTP elsewhere the browser then refuses the session.
+ */
+const isSecure = (c: Context, trustedHops: number) => {
+  const url = new URL(c.req.url);
+  const forwardedHttps = trustedHops > 0 && c.req.header("x-forwarded-proto")?.split(",")[0]?.trim() === "https";
+  return url.protocol === "https:" || forwardedHttps || !LOOPBACK_HOST.test(url.hostname);
+};
 
 /**
  * API key → console session. The key must belong to a person's role (admin, operator, readonly): a
@@ -70,7 +79,7 @@ export async function signIn(auth: AuthRuntime, c: Context<AppEnv>, rawKey: stri
     path: CONSOLE_PATH,
     httpOnly: true,
     sameSite: "Strict",
-    secure: isHttps(c, guard.config.TRUST_PROXY_HOPS),
+    secure: isSecure(c, guard.config.TRUST_PROXY_HOPS),
     maxAge: issued.ttlSeconds,
   });
 }
@@ -82,7 +91,7 @@ export async function signOut(auth: AuthRuntime, c: Context<AppEnv>, principal: 
     // Already revoked elsewhere: signing out still succeeds.
     if (!(error instanceof ApiError && error.status === 409)) throw error;
   });
-  deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH, secure: isHttps(c, auth.guard.config.TRUST_PROXY_HOPS) });
+  deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH, secure: isSecure(c, auth.guard.config.TRUST_PROXY_HOPS) });
 }
 
 /**
@@ -101,7 +110,7 @@ export function consoleSession(auth: AuthRuntime): MiddlewareHandler<AppEnv> {
         }
       } catch (error) {
         if (!(error instanceof AuthFailure)) throw error;
-        deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH, secure: isHttps(c, auth.guard.config.TRUST_PROXY_HOPS) });
+        deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH, secure: isSecure(c, auth.guard.config.TRUST_PROXY_HOPS) });
       }
     }
     await next();

@@ -3,7 +3,7 @@ import type { Principal } from "../auth/rbac";
 import type { DecisionView } from "../decisions/present";
 import type { listDecisions, listQueue } from "../decisions/service";
 import { DEFAULT_LIMIT } from "../http/pagination";
-import { ASSET_VERSION } from "./assets";
+import { CONSOLE_CSS_FILE, CONSOLE_JS_FILE } from "./assets";
 import type { HistoryEntry } from "./queries";
 import { CSRF_FIELD } from "./session";
 
@@ -59,8 +59,8 @@ const Layout: FC<{ title: string; page: string; viewer?: Viewer | undefined; dat
       <meta charset="utf-8" />
       <meta name="viewport" content="width=device-width, initial-scale=1" />
       <title>{`${props.title} · Arbiter console`}</title>
-      <link rel="stylesheet" href={`/console/assets/console.css?v=${ASSET_VERSION}`} />
-      <script src={`/console/assets/console.js?v=${ASSET_VERSION}`} defer />
+      <link rel="stylesheet" href={`/console/assets/${CONSOLE_CSS_FILE}`} />
+      <script src={`/console/assets/${CONSOLE_JS_FILE}`} defer />
     </head>
     <body data-page={props.page} {...Object.fromEntries(Object.entries(props.data ?? {}).map(([k, v]) => [`data-${k}`, v]))}>
       <a class="skip" href="#main">

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { eq } from "drizzle-orm";
+import { sha256Hex } from "../../src/crypto/hash";
 import { authEvents, operatorSessions } from "../../src/db/schema";
 import { act, auditTrail, createDecision, readSse } from "../decisions/helpers";
 import { startTestApp, type TestApp } from "../helpers/app";
@@ -119,11 +120,21 @@ describe("console sessions", () => {
     expect(res.headers.get("cache-control")).toBe("no-store");
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
     expect(res.headers.get("strict-transport-security")).toBe("max-age=63072000; includeSubDomains");
-    const [, version] = /console\.js\?v=([0-9a-f]{12})"/.exec(await res.text()) ?? [];
-    expect(version).toBeDefined();
-    const script = await consoleClient(t).get(`/console/assets/console.js?v=${version}`);
-    expect(script.status).toBe(200);
-    expect(script.headers.get("content-type")).toContain("text/javascript");
+    const html = await res.text();
+    const files = [...html.matchAll(/"\/console\/assets\/(console\.([0-9a-f]{12})\.(js|css))"/g)];
+    expect(files.map((m) => m[3]).sort()).toEqual(["css", "js"]);
+    for (const [, name, hash, extension] of files) {
+      const asset = await consoleClient(t).get(`/console/assets/${name}`);
+      expect(asset.status).toBe(200);
+      expect(asset.headers.get("content-type")).toContain(extension === "js" ? "text/javascript" : "text/css");
+      expect(asset.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+      const body = await asset.text();
+      // Named by their content, small, and served by the app itself (no other origin).
+      expect(sha256Hex(body).slice(0, 12)).toBe(hash!);
+      expect(body.length).toBeLessThan(12_000);
+      expect(body).not.toMatch(/https?:\/\//);
+    }
+    expect((await admin.get("/console/assets/console.js")).status).toBe(404);
   });
 });
 
@@ -382,6 +393,25 @@ describe("console behind a proxy, with tight limits", () => {
     );
     expect(res.status).toBe(303);
     expect(res.headers.get("set-cookie")).toContain("Secure");
+  });
+
+  test("the cookie is Secure on plain HTTP except on a loopback address", async () => {
+    const signInAt = (host: string) =>
+      consoleClient(p).post(
+        "/console/login",
+        { api_key: p.keys.operator },
+        { Host: host, Origin: `http://${host}`, "X-Forwarded-For": "203.0.113.10" },
+      );
+    for (const host of ["console.example", "10.0.0.5:8080"]) {
+      const res = await signInAt(host);
+      expect(res.status).toBe(303);
+      expect(res.headers.get("set-cookie")).toContain("; Secure");
+    }
+    for (const host of ["localhost:3000", "127.0.0.1"]) {
+      const res = await signInAt(host);
+      expect(res.status).toBe(303);
+      expect(res.headers.get("set-cookie")).not.toContain("Secure");
+    }
   });
 
   test("the stream ends every CONSOLE_STREAM_RECHECK_MS; after sign-out, reconnecting is refused", async () => {
