@@ -43,12 +43,31 @@ export async function keyNames(db: Database, keyIds: readonly string[]): Promise
   return new Map(rows.map((row) => [row.id, row.name]));
 }
 
-/** Decision id → approvals recorded so far, for the queue's "approvals so far / required". */
-export async function approvalCounts(db: Database, decisionIds: readonly string[]): Promise<Map<string, number>> {
-  if (decisionIds.length === 0) return new Map();
-  const rows = await db
-    .select({ id: decisions.id, approvals: decisions.approvals })
-    .from(decisions)
-    .where(inArray(decisions.id, [...decisionIds]));
-  return new Map(rows.map((row) => [row.id, row.approvals.length]));
+/** Queue rows with the approvals recorded so far and the requester's key name (one query each). */
+export async function withQueueDetails<T extends { id: string; requester_key_id: string }>(
+  db: Database,
+  items: readonly T[],
+): Promise<(T & { approvals: number; requester_name: string | null })[]> {
+  if (items.length === 0) return [];
+  const [rows, names] = await Promise.all([
+    db
+      .select({ id: decisions.id, approvals: decisions.approvals })
+      .from(decisions)
+      .where(
+        inArray(
+          decisions.id,
+          items.map((item) => item.id),
+        ),
+      ),
+    keyNames(
+      db,
+      items.map((item) => item.requester_key_id),
+    ),
+  ]);
+  const approvals = new Map(rows.map((row) => [row.id, row.approvals.length]));
+  return items.map((item) => ({
+    ...item,
+    approvals: approvals.get(item.id) ?? 0,
+    requester_name: names.get(item.requester_key_id) ?? null,
+  }));
 }

@@ -20,7 +20,7 @@ import type { AppEnv } from "../http/env";
 import { ApiError, issueDetails, notFound, validationFailed } from "../http/errors";
 import { isStorableText, parseCheckedJson } from "../http/input-guard";
 import { CONSOLE_CSS, CONSOLE_CSS_FILE, CONSOLE_JS, CONSOLE_JS_FILE } from "./assets";
-import { approvalCounts, decisionHistory, keyNames } from "./queries";
+import { decisionHistory, keyNames, withQueueDetails } from "./queries";
 import { consoleSession, csrfCheck, csrfToken, sameOrigin, signIn, signOut } from "./session";
 import {
   DecisionPage,
@@ -190,22 +190,7 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
     // Read before the queue: the page's stream starts here, so no change after the read is missed.
     const streamAfter = await latestEventId(deps);
     const queue = await listQueue(deps, viewer.principal, query.data);
-    const { db } = deps.database;
-    const [approvals, names] = await Promise.all([
-      approvalCounts(
-        db,
-        queue.data.map((item) => item.id),
-      ),
-      keyNames(
-        db,
-        queue.data.map((item) => item.requester_key_id),
-      ),
-    ]);
-    const data = queue.data.map((item) => ({
-      ...item,
-      approvals: approvals.get(item.id) ?? 0,
-      requester_name: names.get(item.requester_key_id) ?? null,
-    }));
+    const data = await withQueueDetails(deps.database.db, queue.data);
     return render(
       c,
       <QueuePage
