@@ -13,16 +13,27 @@ import { canonicalJson } from "../decisions/canonical-json";
 import { latestEventId } from "../decisions/event-stream";
 import { type DecisionView, presentDecision } from "../decisions/present";
 import { eventStreamResponse, resumeFrom } from "../decisions/routes";
-import { ApproveBody, DecisionId, QueueQuery, ReasonBody, RejectBody } from "../decisions/schemas";
-import { approveDecision, escalateDecision, getDecision, listQueue, rejectDecision } from "../decisions/service";
+import { ApproveBody, DecisionId, ListQuery, QueueQuery, ReasonBody, RejectBody, StreamQuery } from "../decisions/schemas";
+import { approveDecision, escalateDecision, getDecision, listDecisions, listQueue, rejectDecision } from "../decisions/service";
 import type { AppDeps } from "../deps";
 import type { AppEnv } from "../http/env";
 import { ApiError, issueDetails, notFound, validationFailed } from "../http/errors";
 import { isStorableText, parseCheckedJson } from "../http/input-guard";
-import { CONSOLE_CSS, CONSOLE_JS } from "./assets";
-import { decisionHistory } from "./history";
-import { consoleSession, sameOrigin, signIn, signOut } from "./session";
-import { DecisionPage, ErrorPage, LoginPage, type Notice, QueuePage, type Verb } from "./views";
+import { CONSOLE_CSS, CONSOLE_CSS_FILE, CONSOLE_JS, CONSOLE_JS_FILE } from "./assets";
+import { decisionHistory, keyNames, withQueueDetails } from "./queries";
+import { consoleSession, csrfCheck, csrfToken, sameOrigin, signIn, signOut } from "./session";
+import {
+  DecisionPage,
+  ErrorPage,
+  HISTORY_FILTERS,
+  type HistoryFilters,
+  HistoryPage,
+  LoginPage,
+  type Notice,
+  QueuePage,
+  type Verb,
+  type Viewer,
+} from "./views";
 
 /**
  * The operator console: server-rendered pages under /console for people who decide. Plain Hono
@@ -74,9 +85,9 @@ const render = (c: Context, page: JSX.Element, status: ContentfulStatusCode = 20
   return c.html(html`<!doctype html>${page}`, status);
 };
 
-/** Pages link the assets with their content hash (`?v=`), so a browser may keep them a day. */
+/** The assets' names carry their content hash, so a browser may keep them for good. */
 const asset = (body: string, type: string) => () =>
-  new Response(body, { headers: { "Content-Type": `${type}; charset=utf-8`, "Cache-Control": "public, max-age=86400" } });
+  new Response(body, { headers: { "Content-Type": `${type}; charset=utf-8`, "Cache-Control": "public, max-age=31536000, immutable" } });
 
 /** The form's fields as strings; anything else (files, a body that is not a form, unstorable text) is a 400. */
 async function formFields(c: Context, names: readonly string[]): Promise<Record<string, string | undefined>> {
@@ -103,22 +114,45 @@ function formInput<T>(schema: z.ZodType<T>, input: unknown): T {
   return parsed.data;
 }
 
+/** The history form's filters → the API's list query: an empty field is no filter, a UTC `datetime-local` becomes an instant. */
+function historyQuery(query: Record<string, string>): { filters: HistoryFilters; list: Record<string, string> } {
+  const filters: HistoryFilters = {};
+  const list: Record<string, string> = {};
+  const instant = (value: string) => (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(value) ? `${value}:00Z` : value);
+  for (const [name, value] of Object.entries(query)) {
+    if (!value) continue;
+    if ((HISTORY_FILTERS as readonly string[]).includes(name)) filters[name as keyof HistoryFilters] = value;
+    if (name === "from") list.created_after = instant(value);
+    else if (name === "to") list.created_before = instant(value);
+    else list[name] = value;
+  }
+  return { filters, list };
+}
+
 const firstIssue = (error: ApiError) => (error.details as { message: string }[])[0]?.message ?? error.message;
 
 export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
-  const principalOf = (c: Context<AppEnv>): Principal => {
+  /** The signed-in viewer of a page, when there is one (error pages are also shown to visitors). */
+  const viewerOf = (c: Context<AppEnv>): Viewer | undefined => {
     const principal = c.get("principal");
-    if (!principal) throw new ApiError(401, "unauthenticated", "your console session has ended; sign in again");
-    return principal;
+    const csrf = csrfToken(c);
+    return principal && csrf ? { principal, csrf } : undefined;
   };
+  const signedInViewer = (c: Context<AppEnv>): Viewer => {
+    const viewer = viewerOf(c);
+    if (!viewer) throw new ApiError(401, "unauthenticated", "your console session has ended; sign in again");
+    return viewer;
+  };
+  const principalOf = (c: Context<AppEnv>): Principal => signedInViewer(c).principal;
 
   const app = new Hono<AppEnv>().basePath("/console");
   // Adds the pages' CSP; the app-wide secure headers (HSTS and the rest) are set around it as on every response.
   app.use(secureHeaders({ contentSecurityPolicy: CSP }));
-  app.get("/assets/console.js", asset(CONSOLE_JS, "text/javascript"));
-  app.get("/assets/console.css", asset(CONSOLE_CSS, "text/css"));
+  app.get(`/assets/${CONSOLE_JS_FILE}`, asset(CONSOLE_JS, "text/javascript"));
+  app.get(`/assets/${CONSOLE_CSS_FILE}`, asset(CONSOLE_CSS, "text/css"));
   app.use(sameOrigin());
   app.use(consoleSession(auth));
+  app.use(csrfCheck());
   app.use(rateLimit(auth.guard));
   // Pages send a visitor without a session to the sign-in form; forms and the stream answer 401.
   app.use(async (c, next) => {
@@ -152,14 +186,46 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
   app.get("/", canRead, async (c) => {
     const query = QueueQuery.safeParse(c.req.query());
     if (!query.success) throw validationFailed(issueDetails(query.error.issues, "query"));
-    const principal = principalOf(c);
-    const queue = await listQueue(deps, principal, query.data);
-    return render(c, <QueuePage principal={principal} queue={queue} limit={query.data.limit} cursor={query.data.cursor} />);
+    const viewer = signedInViewer(c);
+    // Read before the queue: the page's stream starts here, so no change after the read is missed.
+    const streamAfter = await latestEventId(deps);
+    const queue = await listQueue(deps, viewer.principal, query.data);
+    const data = await withQueueDetails(deps.database.db, queue.data);
+    return render(
+      c,
+      <QueuePage
+        viewer={viewer}
+        queue={{ data, next_cursor: queue.next_cursor }}
+        now={deps.clock.now()}
+        streamAfter={streamAfter}
+        limit={query.data.limit}
+        cursor={query.data.cursor}
+      />,
+    );
+  });
+
+  app.get("/history", canRead, async (c) => {
+    const { filters, list } = historyQuery(c.req.query());
+    const query = ListQuery.safeParse(list);
+    if (!query.success) throw validationFailed(issueDetails(query.error.issues, "query"));
+    const viewer = signedInViewer(c);
+    const page = await listDecisions(deps, viewer.principal, query.data);
+    const names = await keyNames(
+      deps.database.db,
+      page.data.flatMap((d) => [d.requester_key_id, ...(d.resolved_by ? [d.resolved_by] : [])]),
+    );
+    return render(
+      c,
+      <HistoryPage viewer={viewer} page={page} names={names} filters={filters} limit={query.data.limit} cursor={query.data.cursor} />,
+    );
   });
 
   app.get("/stream", canRead, async (c) => {
     const principal = principalOf(c);
-    const after = resumeFrom(c, undefined) ?? (await latestEventId(deps));
+    const query = StreamQuery.safeParse(c.req.query());
+    if (!query.success) throw validationFailed(issueDetails(query.error.issues, "query"));
+    // A page passes the last event before it was rendered; a reconnect's Last-Event-ID takes precedence.
+    const after = resumeFrom(c, query.data.last_event_id) ?? (await latestEventId(deps));
     // Ended now and then, so a signed-out, revoked or expired session stops receiving soon after.
     return eventStreamResponse(c, deps, principal, after, { endAfterMs: deps.config.CONSOLE_STREAM_RECHECK_MS });
   });
@@ -170,10 +236,15 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
     notice?: (decision: DecisionView) => Notice,
     status: ContentfulStatusCode = 200,
   ) => {
-    const principal = principalOf(c);
-    const decision = presentDecision(await getDecision(deps, principal, id, { fresh: true }));
+    const viewer = signedInViewer(c);
+    const streamAfter = await latestEventId(deps);
+    const decision = presentDecision(await getDecision(deps, viewer.principal, id, { fresh: true }));
     const history = await decisionHistory(deps.database.db, id);
-    return render(c, <DecisionPage principal={principal} decision={decision} history={history} notice={notice?.(decision)} />, status);
+    return render(
+      c,
+      <DecisionPage viewer={viewer} streamAfter={streamAfter} decision={decision} history={history} notice={notice?.(decision)} />,
+      status,
+    );
   };
 
   const decisionId = (c: Context<AppEnv>): string => {
@@ -237,24 +308,20 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
   });
 
   app.onError((error, c) => {
-    const principal = c.get("principal");
+    const viewer = viewerOf(c);
     if (error instanceof ApiError || (error instanceof HTTPException && error.status < 500)) {
       const headers = error instanceof ApiError ? error.headers : undefined;
       for (const [name, value] of Object.entries(headers ?? {})) c.header(name, value);
       const status = error.status as ContentfulStatusCode;
       return render(
         c,
-        <ErrorPage
-          principal={principal}
-          title={TITLES[status] ?? "Request refused"}
-          message={error.message || "The request was refused."}
-        />,
+        <ErrorPage viewer={viewer} title={TITLES[status] ?? "Request refused"} message={error.message || "The request was refused."} />,
         status,
       );
     }
     c.get("logger").error("unhandled error", { request_id: c.get("requestId"), error });
     const message = `Something went wrong on our side. Quote request id ${c.get("requestId")} when reporting it.`;
-    return render(c, <ErrorPage principal={principal} title="Internal error" message={message} />, 500);
+    return render(c, <ErrorPage viewer={viewer} title="Internal error" message={message} />, 500);
   });
 
   return app;

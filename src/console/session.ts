@@ -7,6 +7,7 @@ import type { Permission, Principal } from "../auth/rbac";
 import type { AuthRuntime } from "../auth/runtime";
 import { issueToken, revokeToken } from "../auth/sessions";
 import { AuthFailure } from "../auth/verifier";
+import { hmacSha256Hex, secretsEqual } from "../crypto/hash";
 import type { AppEnv } from "../http/env";
 import { ApiError } from "../http/errors";
 
@@ -24,9 +25,18 @@ const CONSOLE_PERMISSIONS: readonly Permission[] = ["decisions:read", "decisions
 /** The same counter as the API's failed-authentication throttle, so guessing here spends the same budget. */
 const failureKey = (address: string) => `authfail:${address}`;
 
-/** Served over HTTPS: directly, or (with TRUST_PROXY_HOPS) behind a proxy that terminated TLS. */
-const isHttps = (c: Context, trustedHops: number) =>
-  new URL(c.req.url).protocol === "https:" || (trustedHops > 0 && c.req.header("x-forwarded-proto")?.split(",")[0]?.trim() === "https");
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+
+/**
+ * The cookie is Secure unless the console is reached over plain HTTP on a loopback address (a trial
+ * on one's own machine). Served over HTTPS directly, or (with TRUST_PROXY_HOPS) behind a proxy that
+ * terminated TLS, it is Secure too; on plain HTTP elsewhere the browser then refuses the session.
+ */
+const isSecure = (c: Context, trustedHops: number) => {
+  const url = new URL(c.req.url);
+  const forwardedHttps = trustedHops > 0 && c.req.header("x-forwarded-proto")?.split(",")[0]?.trim() === "https";
+  return url.protocol === "https:" || forwardedHttps || !LOOPBACK_HOST.test(url.hostname);
+};
 
 /**
  * API key → console session. The key must belong to a person's role (admin, operator, readonly): a
@@ -69,7 +79,7 @@ export async function signIn(auth: AuthRuntime, c: Context<AppEnv>, rawKey: stri
     path: CONSOLE_PATH,
     httpOnly: true,
     sameSite: "Strict",
-    secure: isHttps(c, guard.config.TRUST_PROXY_HOPS),
+    secure: isSecure(c, guard.config.TRUST_PROXY_HOPS),
     maxAge: issued.ttlSeconds,
   });
 }
@@ -81,7 +91,7 @@ export async function signOut(auth: AuthRuntime, c: Context<AppEnv>, principal: 
     // Already revoked elsewhere: signing out still succeeds.
     if (!(error instanceof ApiError && error.status === 409)) throw error;
   });
-  deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH, secure: isHttps(c, auth.guard.config.TRUST_PROXY_HOPS) });
+  deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH, secure: isSecure(c, auth.guard.config.TRUST_PROXY_HOPS) });
 }
 
 /**
@@ -100,7 +110,7 @@ export function consoleSession(auth: AuthRuntime): MiddlewareHandler<AppEnv> {
         }
       } catch (error) {
         if (!(error instanceof AuthFailure)) throw error;
-        deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH, secure: isHttps(c, auth.guard.config.TRUST_PROXY_HOPS) });
+        deleteCookie(c, SESSION_COOKIE, { path: CONSOLE_PATH, secure: isSecure(c, auth.guard.config.TRUST_PROXY_HOPS) });
       }
     }
     await next();
@@ -118,6 +128,38 @@ export function sameOrigin(): MiddlewareHandler<AppEnv> {
       const origin = c.req.header("origin");
       const allowed = site ? site === "same-origin" : origin === new URL(c.req.url).origin;
       if (!allowed) throw new ApiError(403, "cross_site_request", "console forms are accepted only from the console itself");
+    }
+    await next();
+  };
+}
+
+/** The form field that carries a session's CSRF token. */
+export const CSRF_FIELD = "csrf";
+
+/**
+ * The session's CSRF token: an HMAC keyed by the session cookie's value, which only the browser
+ * holding the cookie knows (HttpOnly: not even the page's script), so another site cannot compute
+ * it, every replica can check it without shared state, and it ends with the session.
+ */
+export const csrfToken = (c: Context): string | undefined => {
+  const session = getCookie(c, SESSION_COOKIE);
+  return session ? hmacSha256Hex(session, "arbiter console csrf") : undefined;
+};
+
+/**
+ * A signed-in session's state-changing form must carry the session's CSRF token (checked in
+ * constant time) on top of the same-origin check; the sign-in form (shown without a session, and
+ * replacing any) relies on that check alone.
+ */
+export function csrfCheck(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (c.req.method !== "GET" && c.req.method !== "HEAD" && c.get("principal") && c.req.path !== `${CONSOLE_PATH}/login`) {
+      const expected = csrfToken(c);
+      const form = await c.req.formData().catch(() => undefined);
+      const presented = form?.get(CSRF_FIELD);
+      if (!expected || typeof presented !== "string" || !secretsEqual(presented, expected)) {
+        throw new ApiError(403, "csrf_token_invalid", "the form's CSRF token is missing or wrong; reload the page and try again");
+      }
     }
     await next();
   };

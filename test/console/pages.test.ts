@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { eq } from "drizzle-orm";
+import { sha256Hex } from "../../src/crypto/hash";
 import { authEvents, operatorSessions } from "../../src/db/schema";
-import { auditTrail, createDecision, readSse } from "../decisions/helpers";
+import { act, auditTrail, createDecision, readSse } from "../decisions/helpers";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { consoleClient, signIn } from "./support";
 
@@ -88,6 +89,30 @@ describe("console sessions", () => {
     expect((await auditTrail(t, decision.id)).map((row) => row.type)).toEqual(["created"]);
   });
 
+  test("a signed-in form must carry the session's CSRF token: missing, wrong or another session's is refused", async () => {
+    const operator = await signIn(t, t.keys.operator);
+    const other = await signIn(t, t.keys.admin);
+    const decision = await createDecision(t);
+    const approve = `${decisionUrl(decision.id)}/approve`;
+    const withoutToken = consoleClient(t, operator.cookie);
+    for (const res of [
+      await withoutToken.post(approve),
+      await withoutToken.post(approve, { csrf: "" }),
+      await withoutToken.post(approve, { csrf: "0".repeat(64) }),
+      await withoutToken.post(approve, { csrf: other.csrf }),
+      await withoutToken.post("/console/logout"),
+    ]) {
+      expect(res.status).toBe(403);
+      expect(await res.text()).toContain("CSRF token is missing or wrong");
+    }
+    expect((await auditTrail(t, decision.id)).map((row) => row.type)).toEqual(["created"]);
+    // The refused sign-out left the session alive; with its token the form goes through.
+    expect((await operator.get("/console")).status).toBe(200);
+    expect((await operator.post(approve)).status).toBe(303);
+    const html = await (await operator.get(decisionUrl(decision.id))).text();
+    expect(html).toContain(`<input type="hidden" name="csrf" value="${operator.csrf}"/>`);
+  });
+
   test("pages carry a strict Content Security Policy and are not cached", async () => {
     const admin = await signIn(t, t.keys.admin);
     const res = await admin.get("/console");
@@ -98,11 +123,21 @@ describe("console sessions", () => {
     expect(res.headers.get("cache-control")).toBe("no-store");
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
     expect(res.headers.get("strict-transport-security")).toBe("max-age=63072000; includeSubDomains");
-    const [, version] = /console\.js\?v=([0-9a-f]{12})"/.exec(await res.text()) ?? [];
-    expect(version).toBeDefined();
-    const script = await consoleClient(t).get(`/console/assets/console.js?v=${version}`);
-    expect(script.status).toBe(200);
-    expect(script.headers.get("content-type")).toContain("text/javascript");
+    const html = await res.text();
+    const files = [...html.matchAll(/"\/console\/assets\/(console\.([0-9a-f]{12})\.(js|css))"/g)];
+    expect(files.map((m) => m[3]).sort()).toEqual(["css", "js"]);
+    for (const [, name, hash, extension] of files) {
+      const asset = await consoleClient(t).get(`/console/assets/${name}`);
+      expect(asset.status).toBe(200);
+      expect(asset.headers.get("content-type")).toContain(extension === "js" ? "text/javascript" : "text/css");
+      expect(asset.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+      const body = await asset.text();
+      // Named by their content, small, and served by the app itself (no other origin).
+      expect(sha256Hex(body).slice(0, 12)).toBe(hash!);
+      expect(body.length).toBeLessThan(12_000);
+      expect(body).not.toMatch(/https?:\/\//);
+    }
+    expect((await admin.get("/console/assets/console.js")).status).toBe(404);
   });
 });
 
@@ -204,6 +239,66 @@ describe("console verdicts", () => {
     expect((await auditTrail(t, quorum.id)).map((row) => row.type)).toEqual(["created"]);
   });
 
+  test("the queue shows the requester, approvals so far of required, and the time left", async () => {
+    const decision = await createDecision(t, { title: "Quorum of two", required_approvals: 2, expires_in: 3600 });
+    expect((await act(t, decision.id, "approve", "operator")).status).toBe(200);
+    const admin = await signIn(t, t.keys.admin);
+    const html = await (await admin.get("/console")).text();
+    const row = html.slice(html.indexOf(`data-decision-id="${decision.id}"`)).split("</tr>")[0]!;
+    expect(row).toContain(`<span title="${t.keyIds.service}">test-service</span>`);
+    expect(row).toContain(">1 of 2<");
+    expect(row).toMatch(/>in (59|60) min</);
+  });
+
+  test("the requester of a decision is not offered the approve form, and cannot post it", async () => {
+    const decision = await createDecision(t, { title: "My own request" }, "admin");
+    const admin = await signIn(t, t.keys.admin);
+    const html = await (await admin.get(decisionUrl(decision.id))).text();
+    expect(html).not.toContain(`/approve"`);
+    expect(html).toContain(`/reject"`);
+    expect(html).toContain("You requested this decision: someone else must approve it.");
+    const res = await admin.post(`${decisionUrl(decision.id)}/approve`);
+    expect(res.status).toBe(403);
+    expect(await res.text()).toContain("the requester cannot approve its own decision");
+  });
+
+  test("the history lists resolved decisions only, filtered by status, kind, requester and time, with cursor paging", async () => {
+    const kind = `history.${crypto.randomUUID().slice(0, 8)}`;
+    const made = [];
+    for (const n of [1, 2, 3]) made.push(await createDecision(t, { kind, title: `History ${n}` }));
+    const pending = await createDecision(t, { kind, title: "History pending" });
+    expect((await act(t, made[0]!.id, "approve", "operator")).status).toBe(200);
+    expect((await act(t, made[1]!.id, "reject", "operator", { reason: "no" })).status).toBe(200);
+    expect((await act(t, made[2]!.id, "reject", "operator", { reason: "no" })).status).toBe(200);
+    const readonly = await signIn(t, t.keys.readonly);
+    const titles = async (query: string) => {
+      const res = await readonly.get(`/console/history?${query}`);
+      expect(res.status).toBe(200);
+      const html = await res.text();
+      return { titles: [...html.matchAll(/>(History [^<]+)<\/a>/g)].map((m) => m[1]), html };
+    };
+    expect((await titles(`kind=${kind}`)).titles).toEqual(["History 3", "History 2", "History 1"]);
+    expect((await titles(`kind=${kind}&status=rejected`)).titles).toEqual(["History 3", "History 2"]);
+    expect((await titles(`kind=${kind}&requester=${t.keyIds.service}`)).titles).toHaveLength(3);
+    expect((await titles(`kind=${kind}&requester=${t.keyIds.admin}`)).titles).toEqual([]);
+    const later = new Date(Date.now() + 3_600_000).toISOString().slice(0, 16);
+    expect((await titles(`kind=${kind}&from=${later}`)).titles).toEqual([]);
+    expect((await titles(`kind=${kind}&to=${later}`)).titles).toHaveLength(3);
+    expect((await titles(`kind=${kind}`)).html).not.toContain(pending.id);
+
+    const first = await titles(`kind=${kind}&status=rejected&limit=1`);
+    expect(first.titles).toEqual(["History 3"]);
+    const next = /href="(\/console\/history\?[^"]+)">Next page/.exec(first.html)?.[1]?.replaceAll("&amp;", "&");
+    expect(next).toContain(`kind=${encodeURIComponent(kind)}`);
+    expect(next).toContain("status=rejected");
+    expect(next).toContain("limit=1");
+    const second = await titles(next!.split("?")[1]!);
+    expect(second.titles).toEqual(["History 2"]);
+    expect(second.html).toContain("First page");
+    // A readonly viewer has nothing to post but signing out.
+    expect(second.html).not.toMatch(/action="\/console\/decisions/);
+  });
+
   test("a readonly session sees decisions but no verdict forms, and cannot post one", async () => {
     const decision = await createDecision(t);
     const readonly = await signIn(t, t.keys.readonly);
@@ -227,7 +322,13 @@ describe("console verdicts", () => {
       [admin.post(`${decisionUrl(decision.id)}/approve`, { reason: "nul\u0000byte" }), 400],
       [admin.post(`${decisionUrl(decision.id)}/approve`, { reason: "x".repeat(2001) }), 400],
       [admin.post(`${decisionUrl(decision.id)}/teleport`, {}), 404],
-      [admin.post(`${decisionUrl(decision.id)}/approve`, {}, { "Content-Type": "application/json" }), 400],
+      // A body that is not a form carries no CSRF token.
+      [admin.post(`${decisionUrl(decision.id)}/approve`, {}, { "Content-Type": "application/json" }), 403],
+      [admin.get("/console/history?status=sideways"), 400],
+      [admin.get("/console/history?requester=nobody"), 400],
+      [admin.get("/console/history?from=yesterday"), 400],
+      [admin.get("/console/history?cursor=garbage"), 400],
+      [admin.get("/console/history?surprise=1"), 400],
       [admin.post("/console/login", { api_key: "\u0000" }), 400],
       [admin.get("/console/stream", { "Last-Event-ID": "nope" }), 400],
     ];
@@ -251,6 +352,20 @@ describe("console stream", () => {
     const decision = await createDecision(t);
     const [event] = await readSse(res, 1);
     expect(event).toMatchObject({ event: "created", data: { decision_id: decision.id, to_status: "pending" } });
+  });
+
+  test("a page's stream starts after the last event before the page was read, so nothing in between is missed", async () => {
+    const operator = await signIn(t, t.keys.operator);
+    const html = await (await operator.get("/console")).text();
+    const after = /data-stream-after="(\d+)"/.exec(html)?.[1];
+    expect(after).toBeDefined();
+    // A decision arrives after the page was read and before its script connects.
+    const decision = await createDecision(t, { title: "Between render and connect" });
+    const res = await operator.get(`/console/stream?last_event_id=${after}`);
+    expect(res.status).toBe(200);
+    const [event] = await readSse(res, 1);
+    expect(event).toMatchObject({ event: "created", data: { decision_id: decision.id } });
+    for (const query of ["last_event_id=soon", "surprise=1"]) expect((await operator.get(`/console/stream?${query}`)).status).toBe(400);
   });
 });
 
@@ -281,6 +396,25 @@ describe("console behind a proxy, with tight limits", () => {
     );
     expect(res.status).toBe(303);
     expect(res.headers.get("set-cookie")).toContain("Secure");
+  });
+
+  test("the cookie is Secure on plain HTTP except on a loopback address", async () => {
+    const signInAt = (host: string) =>
+      consoleClient(p).post(
+        "/console/login",
+        { api_key: p.keys.operator },
+        { Host: host, Origin: `http://${host}`, "X-Forwarded-For": "203.0.113.10" },
+      );
+    for (const host of ["console.example", "10.0.0.5:8080"]) {
+      const res = await signInAt(host);
+      expect(res.status).toBe(303);
+      expect(res.headers.get("set-cookie")).toContain("; Secure");
+    }
+    for (const host of ["localhost:3000", "127.0.0.1"]) {
+      const res = await signInAt(host);
+      expect(res.status).toBe(303);
+      expect(res.headers.get("set-cookie")).not.toContain("Secure");
+    }
   });
 
   test("the stream ends every CONSOLE_STREAM_RECHECK_MS; after sign-out, reconnecting is refused", async () => {
