@@ -209,7 +209,7 @@ export function consoleRoutes(deps: AppDeps, auth: AuthRuntime) {
     const query = ListQuery.safeParse(list);
     if (!query.success) throw validationFailed(issueDetails(query.error.issues, "query"));
     const viewer = signedInViewer(c);
-    const page = await listDecisions(deps, viewer.principal, query.data);
+    const page = await listDecisions(deps, viewer.principal, query.data, { resolvedOnly: true });
     const names = await keyNames(
       deps.database.db,
       page.data.flatMap((d) => [d.requester_key_id, ...(d.resolved_by ? [d.resolved_by] : [])]),

@@ -414,7 +414,6 @@ export const HistoryPage: FC<{
   limit: number;
   cursor?: string | undefined;
 }> = ({ viewer, page, names, filters, limit, cursor }) => {
-  const rows = page.data.filter((d) => d.status !== "pending");
   const query = Object.fromEntries(Object.entries(filters).filter(([, v]) => v)) as Record<string, string>;
   return (
     <Layout title="History" page="history" viewer={viewer}>
@@ -451,7 +450,7 @@ export const HistoryPage: FC<{
         <button type="submit">Filter</button>
       </form>
       <section id="history" aria-labelledby="history-caption">
-        {rows.length === 0 ? (
+        {page.data.length === 0 ? (
           <p id="history-caption" class="empty">
             No resolved decisions on this page.
           </p>
@@ -470,7 +469,7 @@ export const HistoryPage: FC<{
               </tr>
             </thead>
             <tbody>
-              {rows.map((d) => (
+              {page.data.map((d) => (
                 <tr data-decision-id={d.id}>
                   <td data-label="Title">
                     <a href={`/console/decisions/${d.id}`}>{d.title}</a>

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, SQL, type SQLWrapper, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, ne, SQL, type SQLWrapper, sql } from "drizzle-orm";
 import type { Principal } from "../auth/rbac";
 import { sha256Hex } from "../crypto/hash";
 import { type Database, type DatabaseHandle, rowsOf } from "../db/client";
@@ -366,10 +366,17 @@ export async function waitForDecision(
   }
 }
 
-export async function listDecisions(deps: DecisionDeps, principal: Principal, filters: ListFilters) {
+/** `resolvedOnly` leaves pending decisions out (the console's history), so a page is still `limit` rows. */
+export async function listDecisions(
+  deps: DecisionDeps,
+  principal: Principal,
+  filters: ListFilters,
+  options: { resolvedOnly?: boolean } = {},
+) {
   await settleOverdue(deps, {});
   const conditions: (SQL | undefined)[] = [
     filters.status ? eq(decisions.status, filters.status) : undefined,
+    options.resolvedOnly ? ne(decisions.status, "pending") : undefined,
     filters.kind ? eq(decisions.kind, filters.kind) : undefined,
     filters.priority ? eq(decisions.priority, filters.priority) : undefined,
     filters.requester ? eq(decisions.requesterKeyId, filters.requester) : undefined,
