@@ -37,7 +37,7 @@ export interface RateLimiter {
 }
 
 interface LocalWindow {
-  window: number;
+  /** when this window ends: it also tells the window apart from the next one */
   endsAt: number;
   /** hits counted by this replica in this window */
   local: number;
@@ -99,14 +99,13 @@ export function createRateLimiter(deps: { cache: Cache; now: () => number; onErr
   return {
     async hit(key, limit, windowMs) {
       const nowMs = deps.now();
-      const window = Math.floor(nowMs / windowMs);
+      const endsAt = (Math.floor(nowMs / windowMs) + 1) * windowMs;
       prune(nowMs);
       const id = `${windowMs}:${key}`;
       let state = windows.get(id);
-      if (!state || state.window !== window) {
+      if (!state || state.endsAt !== endsAt) {
         state = {
-          window,
-          endsAt: (window + 1) * windowMs,
+          endsAt,
           local: 0,
           pushed: 0,
           others: 0,

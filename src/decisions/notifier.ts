@@ -59,19 +59,17 @@ export interface DecisionNotifier {
   readonly listening: boolean;
   /** every change committed by any replica; returns the unsubscribe function */
   onChange(listener: (change: DecisionChange) => void): () => void;
-  /** a change this process has committed: delivered here at once, to the other replicas by NOTIFY */
-  announce(change: DecisionChange): void;
+  /**
+   * A change this process has committed, with the row it returned: delivered here at once (waiters
+   * get that row, with no read), and to the other replicas by NOTIFY.
+   */
+  announce(change: DecisionChange, committed: DecisionRow): void;
   /**
    * Registers a waiter for the decision leaving `pending`. Call after ready() and BEFORE reading the
    * current state, so a change committed in between is not missed. `settled` resolves with the
    * settled row, or undefined at the timeout or when cancelled.
    */
   waitForSettlement(id: string, timeoutMs: number): { settled: Promise<DecisionRow | undefined>; cancel(): void };
-  /**
-   * A change this process committed itself: its waiters get the row the change returned at once,
-   * without waiting for the notification to come back or reading the row again.
-   */
-  settledHere(row: DecisionRow): void;
   /** current number of in-memory waiters (for benchmarks and diagnostics) */
   readonly waiting: number;
   /** aborted at shutdown: event streams end, so the server can drain */
@@ -108,10 +106,15 @@ function createNotifier(
   let active = false;
   const closing = new AbortController();
 
-  const release = (id: string) => {
+  /** Settles every waiter on a decision: with the committed row when this process made the change, else one read for all. */
+  const release = (id: string, committed?: DecisionRow) => {
     const group = waiters.get(id);
     if (!group) return;
     waiters.delete(id);
+    if (committed) {
+      for (const waiter of group) waiter.settle(committed);
+      return;
+    }
     // One read serves every waiter on this decision, however many there are.
     load(id).then(
       (row) => {
@@ -124,8 +127,8 @@ function createNotifier(
     );
   };
 
-  const deliver = (change: DecisionChange) => {
-    if (change.status !== "pending") release(change.id);
+  const deliver = (change: DecisionChange, committed?: DecisionRow) => {
+    if (change.status !== "pending") release(change.id, committed);
     for (const listener of listeners) {
       try {
         listener(change);
@@ -177,12 +180,12 @@ function createNotifier(
       );
       return listening;
     },
-    announce(change) {
+    announce(change, committed) {
       // Bounded: entries whose echo never comes (not listening, a dropped connection) would otherwise
       // pile up; the cost of clearing is one change delivered twice here, which listeners tolerate.
       if (deliveredHere.size >= 10_000) deliveredHere.clear();
       deliveredHere.add(change.eventId);
-      deliver(change);
+      deliver(change, committed);
       if (outbox.length === 0) setTimeout(() => void sendOutbox(), 0);
       outbox.push(change);
     },
@@ -212,13 +215,6 @@ function createNotifier(
       waiting++;
       timer = setTimeout(() => waiter.settle(undefined), closing.signal.aborted ? 0 : timeoutMs);
       return { settled, cancel: () => waiter.settle(undefined) };
-    },
-    settledHere(row) {
-      if (row.status === "pending") return;
-      const group = waiters.get(row.id);
-      if (!group) return;
-      waiters.delete(row.id);
-      for (const waiter of group) waiter.settle(row);
     },
     get listening() {
       return active;

@@ -103,7 +103,7 @@ const TERMINAL_SQL = sql.raw(`(${[...TERMINAL].map((status) => `'${status}'`).jo
  */
 function changeStatement(update: SQLWrapper, change: ChangeRecord, at: Date): SQL {
   const type = typeof change.type === "string" ? sql`${change.type}` : change.type;
-  const data = change.data === undefined || !(change.data instanceof SQL) ? sql`${JSON.stringify(change.data ?? {})}::jsonb` : change.data;
+  const data = change.data instanceof SQL ? change.data : sql`${JSON.stringify(change.data ?? {})}::jsonb`;
   const finalOutcome = change.fromStatus === "pending" ? sql`updated.status in ${TERMINAL_SQL}` : sql`false`;
   return sql`
     with updated as ${update},
@@ -136,11 +136,9 @@ function changedRow(result: unknown): Changed | undefined {
 
 /** After commit: announce the change, drop the cached copies and count the outcome. */
 async function afterChange(deps: DecisionDeps, { row, eventId }: Changed, fromStatus: DecisionStatus | null): Promise<void> {
-  const notifier = notifierOf(deps);
-  // Waiters here get the row the change returned; announcing drops this process's cached copy at
-  // once and tells the other replicas.
-  notifier.settledHere(row);
-  notifier.announce({ id: row.id, status: row.status, eventId });
+  // Waiters here get the row the change returned; announcing also drops this process's cached copy
+  // at once and tells the other replicas.
+  notifierOf(deps).announce({ id: row.id, status: row.status, eventId }, row);
   if (fromStatus === "pending" && TERMINAL.has(row.status)) {
     const metrics = metricsOf(deps);
     metrics.resolved.add(1, { outcome: row.status });
@@ -229,8 +227,8 @@ export async function createDecision(
     updatedAt: now,
     expiresAt: new Date(now.getTime() + ttlSeconds * 1000),
   };
-  // One statement with its audit row and notification (changeStatement). On an idempotency key
-  // already used by this caller, nothing is inserted and nothing is returned.
+  // One statement with its audit row (changeStatement). On an idempotency key already used by this
+  // caller, nothing is inserted and nothing is returned.
   const insert = deps.database.db
     .insert(decisions)
     .values(values)
