@@ -13,6 +13,7 @@ import { uuidv7 } from "./db/ids";
 import { decisionRoutes } from "./decisions/routes";
 import type { AppDeps } from "./deps";
 import { healthRoutes } from "./health/routes";
+import { corsPolicy } from "./http/cors";
 import type { AppEnv } from "./http/env";
 import { ApiError, errorBody, errorResponse } from "./http/errors";
 import { requestLogger } from "./http/middleware";
@@ -45,6 +46,8 @@ export function createApp(deps: AppDeps) {
       onError: (c) => c.json(errorBody("payload_too_large", `request body exceeds ${deps.config.BODY_LIMIT_BYTES} bytes`), 413),
     }),
   );
+  const cors = corsPolicy(deps.config.CORS_ALLOWED_ORIGINS);
+  if (cors) for (const path of ["/v1/*", "/.well-known/*", "/health/*", "/openapi.json"]) app.use(path, cors);
   // Identity: authenticate, then rate limit per key (or per address when anonymous).
   const auth = createAuthRuntime(deps);
   app.use("/v1/*", authenticate(auth.guard));

@@ -57,6 +57,35 @@ const bootstrapKeys = z.string().transform((value, ctx) => {
   return entries;
 });
 
+/**
+ * `CORS_ALLOWED_ORIGINS`: comma-separated origins (`https://ops.example`, `http://localhost:5173`)
+ * whose pages may call the API from a browser, or `*` for any. Exact origins only: a pattern or a
+ * path is a configuration error rather than a silently wider or narrower policy.
+ */
+const corsOrigins = z.string().transform((value, ctx) => {
+  const entries = value
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "");
+  if (entries.length === 1 && entries[0] === "*") return ["*"];
+  for (const entry of entries) {
+    let origin: string | undefined;
+    try {
+      const url = new URL(entry);
+      // URL accepts `*` in a host name; here it could only be a mistaken wildcard.
+      if ((url.protocol === "http:" || url.protocol === "https:") && !url.hostname.includes("*")) origin = url.origin;
+    } catch {}
+    if (origin !== entry) {
+      ctx.addIssue({
+        code: "custom",
+        message: `"${entry}" is not an origin like https://ops.example (scheme, host, optional port; or * alone)`,
+      });
+      return z.NEVER;
+    }
+  }
+  return entries;
+});
+
 export const configSchema = z
   .object({
     PORT: port.default(8100),
@@ -79,6 +108,8 @@ export const configSchema = z
     /** a second listener serving only GET /metrics (for a scrape network the API port is not on) */
     METRICS_PORT: port.optional(),
     METRICS_HOST: z.string().trim().min(1).optional(),
+    // Browsers: no cross-origin access unless origins are named (closed by default).
+    CORS_ALLOWED_ORIGINS: corsOrigins.default([]),
     // Telemetry.
     TELEMETRY_RETENTION_DAYS: positiveInt.max(3650).default(30),
     TELEMETRY_RETENTION_BATCH_SIZE: positiveInt.max(100_000).default(5_000),
