@@ -2,7 +2,9 @@ import { asc, eq, gt, max } from "drizzle-orm";
 import type { Principal } from "../auth/rbac";
 import type { DatabaseHandle } from "../db/client";
 import { decisionEvents, decisions } from "../db/schema";
-import { type DecisionDeps, notifierOf } from "./service";
+import { decisionJson, presentDecision } from "./present";
+import { type DecisionEvent, EVENT_DECISION_MAX_BYTES } from "./schemas";
+import { canSee, type DecisionDeps, notifierOf, utf8Length } from "./service";
 
 /**
  * The audit trail as an ordered feed, for Server-Sent Events with Last-Event-ID resumption.
@@ -19,6 +21,13 @@ import { type DecisionDeps, notifierOf } from "./service";
  *
  * Scans are driven by the change notifications (no polling while idle), with a slow re-scan as a
  * safety net against a notification lost during a reconnect.
+ *
+ * Each event carries the decision as GET /v1/decisions/{id} presents it, read by the same scan (the
+ * notifications themselves carry only ids, far below NOTIFY's 8,000-byte limit, so every replica's
+ * streams read the decision from the database, once per scan for all of them). It is the decision as
+ * stored when the scan ran: never older than the event, and newer when later changes had committed
+ * by then (a replay, or a burst read in one scan). A decision whose JSON exceeds
+ * EVENT_DECISION_MAX_BYTES is left out (`decision: null`): the client reads it with GET.
  */
 export const GAP_GRACE_MS = 3_000;
 const HOLD_RESCAN_MS = 100;
@@ -28,20 +37,10 @@ const SCAN_LIMIT = 500;
 export interface StreamedEvent {
   id: number;
   type: string;
-  data: {
-    event_id: number;
-    decision_id: string;
-    type: string;
-    from_status: string | null;
-    to_status: string;
-    actor_key_id: string | null;
-    reason: string | null;
-    data: Record<string, unknown>;
-    created_at: string;
-  };
+  data: DecisionEvent;
 }
 
-type ScannedRow = { event: typeof decisionEvents.$inferSelect; requesterKeyId: string };
+type ScannedRow = { event: typeof decisionEvents.$inferSelect; decision: typeof decisions.$inferSelect };
 
 // Scans in flight, per database and start id. Streams that are caught up all wait after the same id,
 // so a change wakes them together: they share one query instead of running one each.
@@ -53,7 +52,7 @@ function scanAfter(deps: DecisionDeps, floor: number): Promise<ScannedRow[]> {
   const inFlight = scans.get(floor);
   if (inFlight) return inFlight;
   const scan = deps.database.db
-    .select({ event: decisionEvents, requesterKeyId: decisions.requesterKeyId })
+    .select({ event: decisionEvents, decision: decisions })
     .from(decisionEvents)
     .innerJoin(decisions, eq(decisions.id, decisionEvents.decisionId))
     .where(gt(decisionEvents.id, floor))
@@ -66,7 +65,7 @@ function scanAfter(deps: DecisionDeps, floor: number): Promise<ScannedRow[]> {
 
 const streamedData = new WeakMap<ScannedRow["event"], StreamedEvent["data"]>();
 /** The event as streams send it, built once per scanned row however many streams send it. */
-function streamed(event: ScannedRow["event"]): StreamedEvent["data"] {
+function streamed({ event, decision }: ScannedRow): StreamedEvent["data"] {
   let data = streamedData.get(event);
   if (!data) {
     data = {
@@ -79,6 +78,7 @@ function streamed(event: ScannedRow["event"]): StreamedEvent["data"] {
       reason: event.reason,
       data: event.data,
       created_at: event.createdAt.toISOString(),
+      decision: utf8Length(decisionJson(decision)) <= EVENT_DECISION_MAX_BYTES ? presentDecision(decision) : null,
     };
     streamedData.set(event, data);
   }
@@ -130,7 +130,8 @@ export async function followEvents(
       changed = false;
       const rows = await scanAfter(deps, floor);
       let holding = false;
-      for (const { event, requesterKeyId } of rows) {
+      for (const row of rows) {
+        const { event, decision } = row;
         if (event.id !== floor + 1) {
           // Real time, not the injected clock: this bounds how long a commit may lag its id allocation.
           holeSeenAt ??= Date.now();
@@ -141,8 +142,8 @@ export async function followEvents(
         }
         holeSeenAt = undefined;
         floor = event.id;
-        if (principal.role === "service" && requesterKeyId !== principal.keyId) continue;
-        await send({ id: event.id, type: event.type, data: streamed(event) });
+        if (!canSee(principal, decision)) continue;
+        await send({ id: event.id, type: event.type, data: streamed(row) });
         if (signal.aborted) return;
       }
       if ((rows.length === SCAN_LIMIT || changed) && !holding) continue; // more to read already

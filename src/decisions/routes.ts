@@ -1,4 +1,4 @@
-import { z } from "@hono/zod-openapi";
+import type { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { Principal } from "../auth/rbac";
@@ -10,6 +10,7 @@ import { decisionJson, presentDecision } from "./present";
 import {
   ApproveBody,
   CreateDecisionBody,
+  DecisionEventSchema,
   DecisionId,
   DecisionPage,
   DecisionSchema,
@@ -82,7 +83,13 @@ const stream = defineRoute("decisions:read", {
   tags,
   summary: "Server-Sent Events of every decision change; Last-Event-ID resumes from the audit trail",
   request: { query: StreamQuery },
-  responses: { 200: { description: "An event stream", content: { "text/event-stream": { schema: z.string() } } }, ...errorResponses(400) },
+  responses: {
+    200: {
+      description: "An event stream: each event's `data:` line is one DecisionEvent as JSON, carrying the decision itself",
+      content: { "text/event-stream": { schema: DecisionEventSchema } },
+    },
+    ...errorResponses(400),
+  },
 });
 
 const read = defineRoute("decisions:read", {

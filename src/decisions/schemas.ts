@@ -10,6 +10,8 @@ export const KIND_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
 export const MAX_WAIT_SECONDS = 55;
 export const MAX_ESCALATION_LEVEL = 3;
 export const CONTEXT_MAX_BYTES = 16 * 1024;
+/** The largest decision a stream event carries, in UTF-8 bytes of its JSON: events stay bounded whatever the payload limit. */
+export const EVENT_DECISION_MAX_BYTES = 64 * 1024;
 
 /** Any JSON value (written out, not z.json(): the OpenAPI generator cannot follow its recursion). */
 const JsonValue = z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(z.unknown()), z.record(z.string(), z.unknown())]);
@@ -136,6 +138,27 @@ export const DecisionSchema = z
     consumed_at: z.string().nullable(),
   })
   .openapi("Decision");
+
+/** One Server-Sent Event's `data:` on the decision stream (its `event:` is `type`, its `id:` is `event_id`). */
+export const DecisionEventSchema = z
+  .object({
+    event_id: z.number().int(),
+    decision_id: z.uuid(),
+    type: z.string().openapi({ example: "created" }),
+    from_status: z.string().nullable(),
+    to_status: z.string(),
+    actor_key_id: z.uuid().nullable(),
+    reason: z.string().nullable(),
+    data: z.record(z.string(), z.unknown()),
+    created_at: z.string(),
+    decision: DecisionSchema.nullable().openapi({
+      description:
+        "the decision as GET /v1/decisions/{id} answers it, as stored when the stream read this event (never older than the event; " +
+        `newer if later changes had committed by then); null when its JSON exceeds ${EVENT_DECISION_MAX_BYTES} bytes: read it with GET`,
+    }),
+  })
+  .openapi("DecisionEvent");
+export type DecisionEvent = z.output<typeof DecisionEventSchema>;
 
 export const QueueItemSchema = z
   .object({

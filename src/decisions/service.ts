@@ -72,7 +72,7 @@ function cacheMetricsOf(deps: DecisionDeps) {
 }
 
 /** A `service` principal sees only the decisions it requested; people with read access see all. */
-const canSee = (principal: Principal, row: Pick<DecisionRow, "requesterKeyId">) =>
+export const canSee = (principal: Principal, row: Pick<DecisionRow, "requesterKeyId">) =>
   principal.role !== "service" || row.requesterKeyId === principal.keyId;
 
 async function loadDecision(db: Database, id: string): Promise<DecisionRow | undefined> {
@@ -175,7 +175,7 @@ async function applyTransition(
 
 /** Size in UTF-8 bytes, with Web APIs only (no Node Buffer), so the service runs on every runtime. */
 const utf8 = new TextEncoder();
-const utf8Length = (text: string) => utf8.encode(text).byteLength;
+export const utf8Length = (text: string) => utf8.encode(text).byteLength;
 
 /** The payload's hash, once its canonical JSON is known to fit DECISION_PAYLOAD_MAX_BYTES (else 413). */
 function boundedPayloadHash(config: DecisionDeps["config"], payload: unknown): string {

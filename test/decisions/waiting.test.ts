@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { decisionEvents } from "../../src/db/schema";
 import { startDecisionWorkers } from "../../src/decisions/background";
 import { latestEventId } from "../../src/decisions/event-stream";
+import { CONTEXT_MAX_BYTES, EVENT_DECISION_MAX_BYTES } from "../../src/decisions/schemas";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { usingRealPostgres } from "../helpers/db";
 import { act, createDecision, readSse, sharedDatabase } from "./helpers";
@@ -59,6 +60,30 @@ describe("across replicas", () => {
       await waitUntil(
         async () => (await (await replicaA.request(`/v1/decisions/${d.id}`, { as: "operator" })).json()).status === "approved",
       );
+    } finally {
+      await replicaA.close();
+      await replicaB.close();
+      await shared.close();
+    }
+  });
+});
+
+describe("server-sent events across replicas", () => {
+  test("a stream on one app instance carries the decisions changed on another", async () => {
+    const shared = await sharedDatabase();
+    const replicaA = await startTestApp({ database: shared.first });
+    const replicaB = await startTestApp({ database: shared.second });
+    try {
+      const stream = await replicaB.request("/v1/decisions/stream", { as: "operator" });
+      const reading = readSse(stream, 2);
+      const d = await createDecision(replicaA);
+      const approval = await act(replicaA, d.id, "approve", "operator");
+      const approved = await approval.json();
+      const events = await reading;
+      expect(events.map((e) => e.event)).toEqual(["created", "approved"]);
+      // Each event holds the decision as stored when B read it: at least as new as the event.
+      expect(events[0]!.data.decision).toMatchObject({ id: d.id, payload: d.payload, created_at: d.created_at });
+      expect(events[1]!.data.decision).toEqual(approved);
     } finally {
       await replicaA.close();
       await replicaB.close();
@@ -128,6 +153,39 @@ describe("server-sent events", () => {
     const decisionIds = new Set(events.map((e) => e.data.decision_id));
     expect(decisionIds.has(own.id)).toBe(true);
     expect(decisionIds.has(foreign.id)).toBe(false);
+  });
+
+  test("a created event carries the decision as GET answers it, and an approval the approved decision", async () => {
+    const operatorStream = readSse(await t.request("/v1/decisions/stream", { as: "operator" }), 1);
+    const serviceStream = readSse(await t.request("/v1/decisions/stream", { as: "service" }), 1);
+    const d = await createDecision(t);
+    const [[created], [seenByService]] = await Promise.all([operatorStream, serviceStream]);
+    expect(created!.event).toBe("created");
+    expect(created!.data.decision).toEqual(await (await t.request(`/v1/decisions/${d.id}`, { as: "operator" })).json());
+    // The requesting service key is shown exactly what its GET shows it.
+    expect(seenByService!.data.decision).toEqual(await (await t.request(`/v1/decisions/${d.id}`, { as: "service" })).json());
+
+    const resumed = await t.request("/v1/decisions/stream", { as: "operator", headers: { "Last-Event-ID": created!.id } });
+    const approval = await act(t, d.id, "approve", "operator", { reason: "ship it" });
+    const [approved] = await readSse(resumed, 1);
+    expect(approved!.event).toBe("approved");
+    expect(approved!.data.decision).toEqual(await approval.json());
+    expect(approved!.data.decision).toMatchObject({ status: "approved", resolution_reason: "ship it" });
+  });
+
+  test("a decision too large for an event is left out, and the event still comes", async () => {
+    const stream = readSse(await t.request("/v1/decisions/stream", { as: "operator" }), 2);
+    // Each within its own limit; presented together they exceed what an event carries.
+    const large = await createDecision(t, {
+      payload: { blob: "x".repeat(EVENT_DECISION_MAX_BYTES - 4_000) },
+      context: { note: "y".repeat(CONTEXT_MAX_BYTES - 100) },
+    });
+    const small = await createDecision(t);
+    const [first, second] = await stream;
+    expect(first!.data).toMatchObject({ decision_id: large.id, type: "created", to_status: "pending", decision: null });
+    expect(second!.data.decision).toMatchObject({ id: small.id, status: "pending" });
+    // What the client then does: read it.
+    expect((await (await t.request(`/v1/decisions/${large.id}`, { as: "operator" })).json()).payload_hash).toBe(large.payload_hash);
   });
 
   test("an id burned by a rolled-back transaction is stepped over after the grace period", async () => {
