@@ -112,6 +112,8 @@ export const configSchema = z
     CORS_ALLOWED_ORIGINS: corsOrigins.default([]),
     // Telemetry.
     TELEMETRY_RETENTION_DAYS: positiveInt.max(3650).default(30),
+    /** how long `bun run audit:retention` keeps authentication events (it runs as the admin role) */
+    AUTH_EVENTS_RETENTION_DAYS: positiveInt.max(36500).default(365),
     TELEMETRY_RETENTION_BATCH_SIZE: positiveInt.max(100_000).default(5_000),
     TELEMETRY_RETENTION_INTERVAL_MS: positiveInt.max(86_400_000).default(3_600_000),
     TELEMETRY_SNAPSHOT_CACHE_TTL_SECONDS: positiveInt.max(86_400).default(300),

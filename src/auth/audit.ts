@@ -1,6 +1,7 @@
 import { and, desc, eq, gte, lt, type SQL } from "drizzle-orm";
 import type { Database } from "../db/client";
 import { uuidv7 } from "../db/ids";
+import { type BatchedDeleteOptions, deleteOlderThan } from "../db/retention";
 import { authEvents } from "../db/schema";
 import type { Clock } from "../deps";
 import { afterCursor, toPage } from "../http/pagination";
@@ -153,4 +154,19 @@ export async function listAuthEvents(db: Database, query: AuthEventQuery) {
     user_agent: row.userAgent,
     request_id: row.requestId,
   }));
+}
+
+/**
+ * Deletes authentication events older than `retentionDays`, in bounded batches. The application
+ * role may only append to the audit trail (drizzle/0001, ops/postgres/roles.sql), so this runs as
+ * the admin role, from `bun run audit:retention`, never inside the API process.
+ */
+export async function deleteExpiredAuthEvents(
+  db: Database,
+  now: Date,
+  options: BatchedDeleteOptions & { retentionDays: number },
+): Promise<{ deleted: number; cutoff: Date }> {
+  const cutoff = new Date(now.getTime() - options.retentionDays * 86_400_000);
+  const deleted = await deleteOlderThan(db, { table: authEvents, id: authEvents.id, time: authEvents.createdAt }, cutoff, options);
+  return { deleted, cutoff };
 }

@@ -1,53 +1,32 @@
-import { type AnyColumn, sql } from "drizzle-orm";
-import type { PgTable } from "drizzle-orm/pg-core";
-import { type Database, rowsOf } from "../db/client";
+import type { Database } from "../db/client";
+import { type BatchedDeleteOptions, deleteOlderThan } from "../db/retention";
 import { telemetryEvents, telemetrySnapshots } from "../db/schema";
 import type { AppDeps, Clock } from "../deps";
 
-export interface RetentionOptions {
+export interface RetentionOptions extends BatchedDeleteOptions {
   retentionDays: number;
-  /** rows deleted per statement: each statement is its own short transaction */
-  batchSize: number;
-  /** a run stops after this many batches, so one run never monopolises the database */
-  maxBatches?: number;
 }
 
-/**
- * Deletes telemetry older than the retention window in bounded batches. Each batch is one
- * statement that picks its rows with FOR UPDATE SKIP LOCKED, so locks are held only for one batch
- * and replicas running the sweep at the same time split the work instead of waiting on each other.
- */
+/** Deletes telemetry older than the retention window, in bounded batches (see deleteOlderThan). */
 export async function deleteExpiredTelemetry(
   db: Database,
   clock: Clock,
   options: RetentionOptions,
 ): Promise<{ events: number; snapshots: number; cutoff: Date }> {
   const cutoff = new Date(clock.now().getTime() - options.retentionDays * 86_400_000);
-  const events = await sweep(db, { table: telemetryEvents, id: telemetryEvents.id, time: telemetryEvents.occurredAt }, cutoff, options);
-  const snapshots = await sweep(db, { table: telemetrySnapshots, id: telemetrySnapshots.id, time: telemetrySnapshots.at }, cutoff, options);
+  const events = await deleteOlderThan(
+    db,
+    { table: telemetryEvents, id: telemetryEvents.id, time: telemetryEvents.occurredAt },
+    cutoff,
+    options,
+  );
+  const snapshots = await deleteOlderThan(
+    db,
+    { table: telemetrySnapshots, id: telemetrySnapshots.id, time: telemetrySnapshots.at },
+    cutoff,
+    options,
+  );
   return { events, snapshots, cutoff };
-}
-
-/** Deletes one table's rows older than `cutoff`, batch by batch, until a batch comes back short. */
-async function sweep(
-  db: Database,
-  target: { table: PgTable; id: AnyColumn; time: AnyColumn },
-  cutoff: Date,
-  options: RetentionOptions,
-): Promise<number> {
-  const { table, id, time } = target;
-  let total = 0;
-  for (let batch = 0; batch < (options.maxBatches ?? 1_000); batch++) {
-    const result = await db.execute(sql`
-      with doomed as (
-        select ${id} from ${table} where ${time} < ${cutoff.toISOString()}::timestamptz
-        limit ${options.batchSize} for update skip locked)
-      delete from ${table} where ${id} in (select id from doomed) returning 1`);
-    const deleted = rowsOf(result).length;
-    total += deleted;
-    if (deleted < options.batchSize) break;
-  }
-  return total;
 }
 
 /**

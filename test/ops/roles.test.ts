@@ -167,6 +167,46 @@ describe.skipIf(!enabled)("least-privilege PostgreSQL roles", () => {
   );
 
   test(
+    "audit retention runs as app_admin; as app_write it is refused with a message saying so",
+    async () => {
+      const sql = postgres(scratch.url, { max: 1 });
+      await sql`insert into auth_events (id, created_at, action, outcome) values
+        (gen_random_uuid(), now() - interval '400 days', 'authenticate', 'failure'),
+        (gen_random_uuid(), now() - interval '400 days', 'authenticate', 'failure')`;
+      const old = async () =>
+        (await sql<{ n: number }[]>`select count(*)::int as n from auth_events where created_at < now() - interval '365 days'`)[0]?.n;
+      const retention = async (user: string) => {
+        const child = Bun.spawn(["bun", "run", join(import.meta.dir, "../../scripts/audit-retention.ts")], {
+          env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", DATABASE_URL: urlAs(user) },
+          stdout: "pipe",
+          stderr: "pipe",
+        });
+        const [code, stdout, stderr] = await Promise.all([
+          child.exited,
+          new Response(child.stdout).text(),
+          new Response(child.stderr).text(),
+        ]);
+        return { code, stdout, stderr };
+      };
+      try {
+        const refused = await retention(APP);
+        expect(refused.code).toBe(1);
+        expect(refused.stderr).toContain("run this as the admin role (app_admin)");
+        expect(await old()).toBe(2);
+        const done = await retention(MIGRATOR);
+        expect(done.stderr).toBe("");
+        expect(done.code).toBe(0);
+        expect(done.stdout).toContain("deleted 2 auth events");
+        expect(await old()).toBe(0);
+        expect(((await sql<{ n: number }[]>`select count(*)::int as n from auth_events`)[0]?.n ?? 0) > 0).toBe(true);
+      } finally {
+        await sql.end();
+      }
+    },
+    SLOW,
+  );
+
+  test(
     "app_read can read and cannot write",
     async () => {
       expect(await attempt(READER, "select count(*) from decisions, auth_events, drizzle.__drizzle_migrations")).toBe("ok");
