@@ -62,9 +62,9 @@ describe("PromQL name extraction", () => {
   test("finds metric names and nothing else", () => {
     expect(
       metricNamesIn(
-        'histogram_quantile(0.99, sum by (le) (rate(http_server_request_duration_bucket{http_route!~".*/(wait|stream)"}[5m]))) > 1',
+        'histogram_quantile(0.99, sum by (le) (rate(http_server_request_duration_seconds_bucket{http_route!~".*/(wait|stream)"}[5m]))) > 1',
       ),
-    ).toEqual(["http_server_request_duration_bucket"]);
+    ).toEqual(["http_server_request_duration_seconds_bucket"]);
     expect(metricNamesIn("sum(increase(a_total[15m])) == 0 and sum(increase(b_total[6h])) > 0")).toEqual(["a_total", "b_total"]);
     expect(metricNamesIn("time() - max(x_seconds) > 26 * 3600")).toEqual(["x_seconds"]);
   });
