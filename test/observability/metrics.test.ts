@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { PROMETHEUS_CONTENT_TYPE } from "../../src/observability/metrics";
+import { createMetricsRegistry, PROMETHEUS_CONTENT_TYPE } from "../../src/observability/metrics";
 import { metricsListener } from "../../src/observability/metrics-routes";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { findPromtool, parseExposition, runPromtool, scrape, total } from "./exposition";
@@ -92,6 +92,25 @@ describe("exposition", () => {
     expect(after.find((s) => s.name === "arbiter_build_info")?.labels.version).toBe(t.deps.version);
     // Nothing is in flight between requests except the scrape itself.
     expect(total(after, "http_server_active_requests")).toBe(1);
+  });
+
+  test("a unit is spelled out at the end of the name, before _total, and never twice", async () => {
+    const registry = createMetricsRegistry({ version: "test" });
+    try {
+      registry.meter.createHistogram("job.duration", { unit: "s" }).record(2);
+      registry.meter.createCounter("job.busy_time", { unit: "s" }).add(1);
+      registry.meter.createHistogram("queue.wait_seconds", { unit: "s" }).record(1);
+      registry.meter.createCounter("jobs.done").add(1);
+      const text = await registry.render();
+      const families = [...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]);
+      expect(families).toEqual(
+        expect.arrayContaining(["job_duration_seconds", "job_busy_time_seconds_total", "queue_wait_seconds", "jobs_done_total"]),
+      );
+      expect(text).toContain("# UNIT job_duration_seconds seconds");
+      expect(text).toContain("job_duration_seconds_sum 2");
+    } finally {
+      await registry.shutdown();
+    }
   });
 
   test("histogram buckets are in seconds and sized for an API", async () => {
