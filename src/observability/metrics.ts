@@ -1,6 +1,6 @@
 import type { Meter } from "@opentelemetry/api";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
-import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import { MeterProvider, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { memoryUsage, runtimeInfo } from "../platform/runtime";
 
 /**
@@ -8,10 +8,12 @@ import { memoryUsage, runtimeInfo } from "../platform/runtime";
  * globally, so a test process can run several apps side by side), read by the Prometheus exporter
  * with its HTTP server disabled; Arbiter serves the exposition itself at GET /metrics.
  *
- * The exporter renders an instrument name by replacing dots with underscores and appending
- * `_total` to monotonic counters; it adds no unit suffix. So `http.server.request.duration`
- * (unit s) is scraped as `http_server_request_duration_bucket|_sum|_count`, and
- * `arbiter.decisions.created` as `arbiter_decisions_created_total`.
+ * Instruments keep their OpenTelemetry names and units; the exposition follows the OpenTelemetry →
+ * Prometheus compatibility rules. The exporter replaces dots with underscores and appends `_total`
+ * to monotonic counters, but does not put the unit in the name, so `render` does that first (see
+ * `withUnitSuffixes`). So `http.server.request.duration` (unit s) is scraped as
+ * `http_server_request_duration_seconds_bucket|_sum|_count`, and `arbiter.decisions.created` as
+ * `arbiter_decisions_created_total`.
  */
 export interface MetricsRegistry {
   /** the meter every module instruments with */
@@ -46,9 +48,36 @@ export function createMetricsRegistry(options: MetricsOptions): MetricsRegistry 
     meter,
     async render() {
       const { resourceMetrics } = await exporter.collect();
-      return serializer.serialize(resourceMetrics);
+      return serializer.serialize(withUnitSuffixes(resourceMetrics));
     },
     shutdown: () => provider.shutdown(),
+  };
+}
+
+/** OpenTelemetry (UCUM) units Arbiter records in, and the Prometheus base unit each is named by. */
+const PROMETHEUS_UNITS = new Map([
+  ["s", "seconds"],
+  ["By", "bytes"],
+]);
+
+/**
+ * The compatibility rule the exporter leaves out: a unit is written out in words, both as the
+ * metric's UNIT and as a suffix of its name (before the exporter's `_total`), unless the name
+ * already ends in it. Any other unit passes through unchanged, so a new one needs its entry here.
+ */
+function withUnitSuffixes(resourceMetrics: ResourceMetrics): ResourceMetrics {
+  return {
+    ...resourceMetrics,
+    scopeMetrics: resourceMetrics.scopeMetrics.map((scope) => ({
+      ...scope,
+      metrics: scope.metrics.map((metric) => {
+        const unit = PROMETHEUS_UNITS.get(metric.descriptor.unit);
+        if (!unit) return metric;
+        const { name } = metric.descriptor;
+        const named = name.endsWith(`.${unit}`) || name.endsWith(`_${unit}`) ? name : `${name}.${unit}`;
+        return { ...metric, descriptor: { ...metric.descriptor, name: named, unit } };
+      }),
+    })),
   };
 }
 

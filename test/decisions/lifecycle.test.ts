@@ -236,6 +236,6 @@ describe("reads", () => {
     expect(text).toMatch(/arbiter_decisions_created_total\{[^}]*kind="metrics.check"[^}]*priority="critical"[^}]*\} 1/);
     expect(text).toMatch(/arbiter_decisions_resolved_total\{outcome="rejected"\} \d+/);
     expect(text).toMatch(/arbiter_decisions_pending \d+/);
-    expect(text).toMatch(/arbiter_decision_duration_count\{outcome="rejected"\} \d+/);
+    expect(text).toMatch(/arbiter_decision_duration_seconds_count\{outcome="rejected"\} \d+/);
   });
 });

@@ -31,6 +31,34 @@ export function total(samples: Sample[], name: string, where: Record<string, str
     .reduce((sum, s) => sum + s.value, 0);
 }
 
+/** Prometheus base units (https://prometheus.io/docs/practices/naming/#base-units) a name may end in. */
+const BASE_UNITS = new Set(["seconds", "bytes"]);
+
+/**
+ * Families of an exposition that break the Prometheus naming conventions: a counter not ending in
+ * `_total`; a `# UNIT` that is not a base unit or is not the end of the name (before `_total`); a
+ * HELP text that speaks of seconds or bytes for a family whose name does not end in them.
+ */
+export function namingViolations(text: string): string[] {
+  const families = new Map<string, { help?: string; unit?: string; type?: string }>();
+  for (const [, field, name, value] of text.matchAll(/^# (HELP|UNIT|TYPE) (\S+) ?(.*)$/gm)) {
+    const family = families.get(name!) ?? {};
+    family[field!.toLowerCase() as "help" | "unit" | "type"] = value;
+    families.set(name!, family);
+  }
+  const violations: string[] = [];
+  for (const [name, { help, unit, type }] of families) {
+    if (type === "counter" && !name.endsWith("_total")) violations.push(`${name}: counter without _total`);
+    const base = type === "counter" ? name.replace(/_total$/, "") : name;
+    if (unit !== undefined && !BASE_UNITS.has(unit)) violations.push(`${name}: unit ${unit} is not a base unit`);
+    else if (unit !== undefined && !base.endsWith(`_${unit}`)) violations.push(`${name}: unit ${unit} missing from the name`);
+    const spoken = /\b(second|byte)s?\b/i.exec(help ?? "")?.[1]?.toLowerCase();
+    if (unit === undefined && spoken && !base.endsWith(`_${spoken}s`))
+      violations.push(`${name}: HELP speaks of ${spoken}s, the name does not`);
+  }
+  return violations;
+}
+
 export async function scrape(t: TestApp): Promise<{ text: string; samples: Sample[] }> {
   const response = await t.request("/metrics", { as: "readonly" });
   if (response.status !== 200) throw new Error(`/metrics answered ${response.status}`);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { PROMETHEUS_CONTENT_TYPE } from "../../src/observability/metrics";
+import { createMetricsRegistry, PROMETHEUS_CONTENT_TYPE } from "../../src/observability/metrics";
 import { metricsListener } from "../../src/observability/metrics-routes";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { findPromtool, parseExposition, runPromtool, scrape, total } from "./exposition";
@@ -46,7 +46,7 @@ describe("GET /metrics access", () => {
       const ok = await fetch(`${base}/metrics`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } });
       expect(ok.status).toBe(200);
       expect(ok.headers.get("content-type")).toBe(PROMETHEUS_CONTENT_TYPE);
-      expect(parseExposition(await ok.text()).some((s) => s.name === "process_uptime")).toBe(true);
+      expect(parseExposition(await ok.text()).some((s) => s.name === "process_uptime_seconds")).toBe(true);
       expect((await fetch(`${base}/v1/telemetry/events`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } })).status).toBe(404);
       expect((await fetch(`${base}/metrics`, { method: "POST" })).status).toBe(405);
     } finally {
@@ -80,24 +80,43 @@ describe("exposition", () => {
 
     const delta = (name: string, where: Record<string, string> = {}) => total(after, name, where) - total(before, name, where);
     expect(delta("http_server_requests_total", route)).toBe(3);
-    expect(delta("http_server_request_duration_count", route)).toBe(3);
-    expect(delta("http_server_request_duration_sum", route)).toBeGreaterThan(0);
-    expect(delta("http_server_request_duration_bucket", { ...route, le: "+Inf" })).toBe(3);
+    expect(delta("http_server_request_duration_seconds_count", route)).toBe(3);
+    expect(delta("http_server_request_duration_seconds_sum", route)).toBeGreaterThan(0);
+    expect(delta("http_server_request_duration_seconds_bucket", { ...route, le: "+Inf" })).toBe(3);
     expect(delta("http_server_requests_total", { ...route, http_response_status_class: "4xx" })).toBe(1);
     expect(delta("arbiter_telemetry_events_ingested_total")).toBe(6);
     expect(delta("arbiter_auth_failures_total")).toBe(1);
-    expect(delta("db_client_operation_duration_count")).toBeGreaterThan(0);
-    expect(total(after, "process_uptime")).toBeGreaterThan(0);
-    expect(total(after, "process_memory_usage", { memory_type: "rss" })).toBeGreaterThan(0);
+    expect(delta("db_client_operation_duration_seconds_count")).toBeGreaterThan(0);
+    expect(total(after, "process_uptime_seconds")).toBeGreaterThan(0);
+    expect(total(after, "process_memory_usage_bytes", { memory_type: "rss" })).toBeGreaterThan(0);
     expect(after.find((s) => s.name === "arbiter_build_info")?.labels.version).toBe(t.deps.version);
     // Nothing is in flight between requests except the scrape itself.
     expect(total(after, "http_server_active_requests")).toBe(1);
   });
 
+  test("a unit is spelled out at the end of the name, before _total, and never twice", async () => {
+    const registry = createMetricsRegistry({ version: "test" });
+    try {
+      registry.meter.createHistogram("job.duration", { unit: "s" }).record(2);
+      registry.meter.createCounter("job.busy_time", { unit: "s" }).add(1);
+      registry.meter.createHistogram("queue.wait_seconds", { unit: "s" }).record(1);
+      registry.meter.createCounter("jobs.done").add(1);
+      const text = await registry.render();
+      const families = [...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]);
+      expect(families).toEqual(
+        expect.arrayContaining(["job_duration_seconds", "job_busy_time_seconds_total", "queue_wait_seconds", "jobs_done_total"]),
+      );
+      expect(text).toContain("# UNIT job_duration_seconds seconds");
+      expect(text).toContain("job_duration_seconds_sum 2");
+    } finally {
+      await registry.shutdown();
+    }
+  });
+
   test("histogram buckets are in seconds and sized for an API", async () => {
     const { samples } = await scrape(t);
     const bounds = samples
-      .filter((s) => s.name === "http_server_request_duration_bucket" && s.labels.http_route === "/v1/telemetry/events")
+      .filter((s) => s.name === "http_server_request_duration_seconds_bucket" && s.labels.http_route === "/v1/telemetry/events")
       .map((s) => s.labels.le);
     expect(bounds).toContain("0.005");
     expect(bounds).toContain("0.1");

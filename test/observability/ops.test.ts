@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { startTestApp, type TestApp } from "../helpers/app";
-import { findPromtool, parseExposition, runPromtool, scrape } from "./exposition";
+import { findPromtool, namingViolations, parseExposition, runPromtool, scrape } from "./exposition";
 
 // Per file: Bun applies a preload's default timeout to the first file of a run only.
 setDefaultTimeout(30_000);
@@ -62,11 +62,40 @@ describe("PromQL name extraction", () => {
   test("finds metric names and nothing else", () => {
     expect(
       metricNamesIn(
-        'histogram_quantile(0.99, sum by (le) (rate(http_server_request_duration_bucket{http_route!~".*/(wait|stream)"}[5m]))) > 1',
+        'histogram_quantile(0.99, sum by (le) (rate(http_server_request_duration_seconds_bucket{http_route!~".*/(wait|stream)"}[5m]))) > 1',
       ),
-    ).toEqual(["http_server_request_duration_bucket"]);
+    ).toEqual(["http_server_request_duration_seconds_bucket"]);
     expect(metricNamesIn("sum(increase(a_total[15m])) == 0 and sum(increase(b_total[6h])) > 0")).toEqual(["a_total", "b_total"]);
     expect(metricNamesIn("time() - max(x_seconds) > 26 * 3600")).toEqual(["x_seconds"]);
+  });
+});
+
+describe("naming check", () => {
+  test("flags a missing unit suffix, a unit left abbreviated, a unit only the HELP names and a counter without _total", () => {
+    const exposition = [
+      "# HELP http_server_request_duration Duration of HTTP server requests",
+      "# UNIT http_server_request_duration seconds",
+      "# TYPE http_server_request_duration histogram",
+      "# HELP db_client_operation_duration_seconds Duration of database statements",
+      "# UNIT db_client_operation_duration_seconds s",
+      "# TYPE db_client_operation_duration_seconds histogram",
+      "# HELP process_uptime Seconds since the process started",
+      "# TYPE process_uptime gauge",
+      "# HELP jobs Jobs done",
+      "# TYPE jobs counter",
+      "# HELP process_memory_usage_bytes Process memory in bytes",
+      "# UNIT process_memory_usage_bytes bytes",
+      "# TYPE process_memory_usage_bytes gauge",
+      "# HELP busy_seconds_total Time spent busy, in seconds",
+      "# UNIT busy_seconds_total seconds",
+      "# TYPE busy_seconds_total counter",
+    ].join("\n");
+    expect(namingViolations(exposition)).toEqual([
+      "http_server_request_duration: unit seconds missing from the name",
+      "db_client_operation_duration_seconds: unit s is not a base unit",
+      "process_uptime: HELP speaks of seconds, the name does not",
+      "jobs: counter without _total",
+    ]);
   });
 });
 
@@ -138,6 +167,24 @@ describe("dashboards and alerts use only metrics /metrics exposes", () => {
       await t.request(`/v1/decisions/${id}/approve`, { method: "POST", as: "operator", json: { reason: "metrics check" } });
     }
   }
+
+  test("every exposed name carries its unit and counters end in _total", async () => {
+    await driveTraffic();
+    const { text } = await scrape(t);
+    expect(namingViolations(text)).toEqual([]);
+    // The traffic reached each family that has a unit, so the check above saw them all.
+    const withUnit = [...text.matchAll(/^# UNIT (\S+)/gm)].map((m) => m[1]);
+    expect(withUnit).toEqual(
+      expect.arrayContaining([
+        "http_server_request_duration_seconds",
+        "db_client_operation_duration_seconds",
+        "arbiter_decision_duration_seconds",
+        "arbiter_decisions_pending_oldest_age_seconds",
+        "process_uptime_seconds",
+        "process_memory_usage_bytes",
+      ]),
+    );
+  });
 
   test("every name is exposed", async () => {
     await driveTraffic();

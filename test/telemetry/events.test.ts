@@ -72,7 +72,7 @@ describe("POST /v1/telemetry/events — batches and idempotency", () => {
     const writes = async () => {
       const { samples } = await scrape(t);
       return (["insert", "with"] as const).reduce(
-        (sum, name) => sum + total(samples, "db_client_operation_duration_count", { db_operation_name: name }),
+        (sum, name) => sum + total(samples, "db_client_operation_duration_seconds_count", { db_operation_name: name }),
         0,
       );
     };

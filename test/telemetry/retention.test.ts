@@ -57,14 +57,14 @@ const snapshotsLike = async (prefix: string) =>
 describe("telemetry retention", () => {
   test("deletes everything past the window in bounded batches and keeps the rest", async () => {
     await seed("sweep", 11, 3);
-    const before = total((await scrape(t)).samples, "db_client_operation_duration_count", { db_operation_name: "with" });
+    const before = total((await scrape(t)).samples, "db_client_operation_duration_seconds_count", { db_operation_name: "with" });
     const result = await deleteExpiredTelemetry(t.deps.database.db, clock, { retentionDays: 30, batchSize: 4 });
     expect(result).toEqual({ events: 11, snapshots: 11, cutoff: daysAgo(30) });
     expect(await eventsLike("sweep-old")).toBe(0);
     expect(await eventsLike("sweep-new")).toBe(3);
     expect(await snapshotsLike("sweep")).toBe(3);
     // 11 rows in batches of 4 → 3 statements per table (4, 4, 3): no single long delete.
-    const after = total((await scrape(t)).samples, "db_client_operation_duration_count", { db_operation_name: "with" });
+    const after = total((await scrape(t)).samples, "db_client_operation_duration_seconds_count", { db_operation_name: "with" });
     expect(after - before).toBe(6);
   });
 
