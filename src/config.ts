@@ -122,6 +122,8 @@ export const configSchema = z
     DECISION_MAX_TTL_SECONDS: positiveInt.max(365 * 86_400).default(7 * 86_400),
     DECISION_PAYLOAD_MAX_BYTES: positiveInt.max(1024 * 1024).default(64 * 1024),
     DECISION_CACHE_TTL_MS: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+    /** long-polls and event streams one key may hold open at once, per process (429 beyond) */
+    STREAMS_PER_KEY_MAX: positiveInt.max(1_000_000).default(1_000),
     DECISION_SWEEP_INTERVAL_MS: positiveInt.max(3_600_000).default(1_000),
     DECISION_SWEEP_BATCH_SIZE: positiveInt.max(10_000).default(100),
     /** HMAC-SHA256 key that signs webhook bodies; without it a decision cannot name a callback_url */

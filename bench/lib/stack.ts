@@ -109,6 +109,8 @@ export function arbiterEnv(keys: Keys, port: number, backends: Record<string, st
     RATE_LIMIT_OPERATOR: unlimited,
     RATE_LIMIT_SERVICE: unlimited,
     RATE_LIMIT_ANONYMOUS: unlimited,
+    // B4 holds 5,000 long-polls and B5 1,000 streams with one key each.
+    STREAMS_PER_KEY_MAX: "100000",
     // A JWT obtained at the start stays valid for the whole run.
     TOKEN_TTL_SECONDS: "3600",
     ...backends,

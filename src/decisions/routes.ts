@@ -6,6 +6,7 @@ import type { AppEnv } from "../http/env";
 import { badRequest, errorResponses } from "../http/errors";
 import { createRouter, defineRoute } from "../http/openapi";
 import { eventJson, followEvents, latestEventId } from "./event-stream";
+import { holdLimiterOf } from "./holds";
 import { decisionJson, presentDecision } from "./present";
 import {
   ApproveBody,
@@ -164,7 +165,15 @@ export function decisionRoutes(deps: DecisionDeps) {
       const { id } = c.req.valid("param");
       const { wait } = c.req.valid("query");
       const principal = principalOf(c);
-      const row = wait ? await waitForDecision(deps, principal, id, wait, c.req.raw.signal) : await getDecision(deps, principal, id);
+      let row: Awaited<ReturnType<typeof getDecision>>;
+      if (wait) {
+        const release = holdLimiterOf(deps).acquire(principal);
+        try {
+          row = await waitForDecision(deps, principal, id, wait, c.req.raw.signal);
+        } finally {
+          release();
+        }
+      } else row = await getDecision(deps, principal, id);
       // The same bytes as c.json(presentDecision(row)), serialised once per row (see decisionJson).
       return c.body(decisionJson(row), 200, { "Content-Type": "application/json", "Cache-Control": "no-store" }) as never;
     })
@@ -200,17 +209,20 @@ export function eventStreamResponse(
   after: number,
   options: { endAfterMs?: number } = {},
 ): Response {
+  const release = holdLimiterOf(deps).acquire(principal);
   c.header("Cache-Control", "no-store");
   c.header("X-Accel-Buffering", "no"); // proxies must not buffer the stream
   return streamSSE(c, async (sse) => {
     const stop = new AbortController();
     sse.onAbort(() => stop.abort());
     c.req.raw.signal.addEventListener("abort", () => stop.abort(), { once: true });
-    // Sends the headers at once (some servers hold them until the first byte) and sets the reconnect delay.
-    await sse.write(`retry: ${RECONNECT_MS}\n\n`);
-    const heartbeat = setInterval(() => void sse.write(": keep-alive\n\n").catch(() => stop.abort()), HEARTBEAT_MS);
-    const end = options.endAfterMs === undefined ? undefined : setTimeout(() => stop.abort(), options.endAfterMs);
+    let heartbeat: ReturnType<typeof setInterval> | undefined;
+    let end: ReturnType<typeof setTimeout> | undefined;
     try {
+      // Sends the headers at once (some servers hold them until the first byte) and sets the reconnect delay.
+      await sse.write(`retry: ${RECONNECT_MS}\n\n`);
+      heartbeat = setInterval(() => void sse.write(": keep-alive\n\n").catch(() => stop.abort()), HEARTBEAT_MS);
+      if (options.endAfterMs !== undefined) end = setTimeout(() => stop.abort(), options.endAfterMs);
       await followEvents(
         deps,
         principal,
@@ -221,6 +233,7 @@ export function eventStreamResponse(
     } finally {
       clearInterval(heartbeat);
       clearTimeout(end);
+      release();
     }
   });
 }
