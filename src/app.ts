@@ -9,6 +9,7 @@ import { authenticate, rateLimit } from "./auth/middleware";
 import { authRoutes } from "./auth/routes";
 import { createAuthRuntime } from "./auth/runtime";
 import { consoleRoutes } from "./console/routes";
+import { isDatabaseUnavailable } from "./db/errors";
 import { uuidv7 } from "./db/ids";
 import { decisionRoutes } from "./decisions/routes";
 import type { AppDeps } from "./deps";
@@ -16,7 +17,7 @@ import { healthRoutes } from "./health/routes";
 import { corsPolicy } from "./http/cors";
 import type { AppEnv } from "./http/env";
 import { ApiError, errorBody, errorResponse } from "./http/errors";
-import { requestLogger } from "./http/middleware";
+import { requestLogger, requestTimeout } from "./http/middleware";
 import { httpMetrics } from "./observability/http-metrics";
 import { metricsRoutes, metricsTokenAccess } from "./observability/metrics-routes";
 import { traceContext } from "./observability/trace-context";
@@ -46,6 +47,7 @@ export function createApp(deps: AppDeps) {
       onError: (c) => c.json(errorBody("payload_too_large", `request body exceeds ${deps.config.BODY_LIMIT_BYTES} bytes`), 413),
     }),
   );
+  app.use(requestTimeout(deps.config.REQUEST_TIMEOUT_MS));
   const cors = corsPolicy(deps.config.CORS_ALLOWED_ORIGINS);
   if (cors) for (const path of ["/v1/*", "/.well-known/*", "/health/*", "/openapi.json"]) app.use(path, cors);
   // Identity: authenticate, then rate limit per key (or per address when anonymous).
@@ -104,6 +106,12 @@ function handleError(error: Error, c: Context<AppEnv>, deps: AppDeps): Response 
     }
   }
   const requestIdValue = c.get("requestId");
+  if (isDatabaseUnavailable(error)) {
+    (c.get("logger") ?? deps.logger).warn("database unavailable", { request_id: requestIdValue, error: (error as Error).message });
+    return c.json(errorBody("database_unavailable", "the database is unavailable; retry after the number of seconds in Retry-After"), 503, {
+      "Retry-After": "1",
+    });
+  }
   (c.get("logger") ?? deps.logger).error("unhandled error", { request_id: requestIdValue, error });
   return c.json(
     errorBody("internal_error", "an internal error occurred; quote the request id when reporting it", { request_id: requestIdValue }),

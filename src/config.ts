@@ -99,6 +99,8 @@ export const configSchema = z
     CACHE_PREFIX: z.string().max(64).default("arbiter:"),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
     BODY_LIMIT_BYTES: positiveInt.max(64 * 1024 * 1024).default(1024 * 1024),
+    /** a request (other than a long-poll or event stream) not answered by then gets 503 request_timeout */
+    REQUEST_TIMEOUT_MS: positiveInt.max(600_000).default(10_000),
     SHUTDOWN_TIMEOUT_MS: positiveInt.max(600_000).default(10_000),
     HEALTH_CHECK_TIMEOUT_MS: positiveInt.max(60_000).default(1_000),
     RUN_MIGRATIONS: booleanFlag.default(true),

@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
 import type { Logger } from "../observability/logger";
 import type { AppEnv } from "./env";
+import { ApiError } from "./errors";
 
 /**
  * One JSON line per request, with its trace id, the route *template* (never the raw path, which may carry ids)
@@ -30,4 +31,40 @@ export function requestLogger(logger: Logger, now: () => number = () => performa
 export function matchedRoute(c: Parameters<typeof routePath>[0]): string | undefined {
   const path = routePath(c, -1);
   return path.includes("*") ? undefined : path;
+}
+
+/**
+ * Answers 503 `request_timeout` (with Retry-After) when a request takes longer than `timeoutMs`, so
+ * no caller hangs on a database that stopped answering or a pool waiting to reconnect. Long-polls
+ * (`?wait=`) and event streams hold their connection on purpose and have bounds of their own. The
+ * work itself is not cancelled: a write may still commit after its caller was told to retry, which
+ * is what idempotency keys are for.
+ */
+export function requestTimeout(timeoutMs: number): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (c.req.path.endsWith("/stream") || c.req.query("wait") !== undefined) return next();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new ApiError(
+              503,
+              "request_timeout",
+              `the request did not complete within ${timeoutMs} ms; retry after the number of seconds in Retry-After`,
+              undefined,
+              {
+                "Retry-After": "1",
+              },
+            ),
+          ),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([next(), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }
