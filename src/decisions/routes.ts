@@ -46,6 +46,7 @@ const HEARTBEAT_MS = 15_000;
 const RECONNECT_MS = 2_000;
 
 const create = defineRoute("decisions:create", {
+  operationId: "createDecision",
   method: "post",
   path: "/v1/decisions",
   tags,
@@ -54,44 +55,48 @@ const create = defineRoute("decisions:create", {
   responses: {
     201: json(DecisionSchema, "Created"),
     200: json(DecisionSchema, "A retry with the same Idempotency-Key and body: the first answer"),
-    ...errorResponses(400, 413, 422),
+    ...errorResponses(422),
   },
 });
 
 const list = defineRoute("decisions:read", {
+  operationId: "listDecisions",
   method: "get",
   path: "/v1/decisions",
   tags,
   summary: "List decisions, newest first (filters, cursor pagination)",
   request: { query: ListQuery },
-  responses: { 200: json(DecisionPage, "A page"), ...errorResponses(400) },
+  responses: { 200: json(DecisionPage, "A page") },
 });
 
 const queue = defineRoute("decisions:read", {
+  operationId: "listPendingDecisions",
   method: "get",
   path: "/v1/decisions/pending",
   tags,
   summary: "The operator queue: pending, highest priority first, then oldest",
   request: { query: QueueQuery },
-  responses: { 200: json(QueuePage, "A page"), ...errorResponses(400) },
+  responses: { 200: json(QueuePage, "A page") },
 });
 
 const stream = defineRoute("decisions:read", {
+  operationId: "streamDecisionEvents",
   method: "get",
   path: "/v1/decisions/stream",
   tags,
   summary: "Server-Sent Events of every decision change; Last-Event-ID resumes from the audit trail",
   request: { query: StreamQuery },
-  responses: { 200: { description: "An event stream", content: { "text/event-stream": { schema: z.string() } } }, ...errorResponses(400) },
+  responses: { 200: { description: "An event stream", content: { "text/event-stream": { schema: z.string() } } } },
 });
 
 const read = defineRoute("decisions:read", {
+  operationId: "getDecision",
   method: "get",
   path: "/v1/decisions/{id}",
   tags,
   summary: "Read a decision; ?wait=N long-polls up to N seconds while it is pending",
   request: { params: DecisionId, query: WaitQuery },
-  responses: { 200: json(DecisionSchema, "The decision"), ...errorResponses(400, 404, 503) },
+  responses: { 200: json(DecisionSchema, "The decision"), ...errorResponses(503) },
 });
 
 const action = <P extends "decisions:resolve" | "decisions:escalate" | "decisions:cancel" | "decisions:create">(
@@ -101,12 +106,13 @@ const action = <P extends "decisions:resolve" | "decisions:escalate" | "decision
   request: ReturnType<typeof body> | ReturnType<typeof optionalBody> | Record<string, never>,
 ) =>
   defineRoute(permission, {
+    operationId: `${verb}Decision`,
     method: "post",
     path: `/v1/decisions/{id}/${verb}`,
     tags,
     summary,
     request: { params: DecisionId, ...request },
-    responses: { 200: json(DecisionSchema, "The decision after the change"), ...errorResponses(400, 404, 409, 422) },
+    responses: { 200: json(DecisionSchema, "The decision after the change"), ...errorResponses(409, 422) },
   });
 
 const approve = action(
