@@ -37,7 +37,7 @@ describe("client generated from the OpenAPI document", () => {
     const child = Bun.spawn([process.execPath, join(import.meta.dir, "../../scripts/openapi-types.ts"), document, out], { stderr: "pipe" });
     expect(await child.exited).toBe(0);
     const fresh = await Bun.file(out).text();
-    // When this fails: `bun run openapi:types http://localhost:3000/openapi.json test/contract/arbiter-api.gen.ts`.
+    // When this fails: `bun run openapi:types http://127.0.0.1:8100/openapi.json test/contract/arbiter-api.gen.ts`.
     expect(fresh === (await Bun.file(GENERATED).text())).toBe(true);
   });
 
