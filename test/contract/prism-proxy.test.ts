@@ -28,6 +28,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "arbiter-prism-"));
   const document = join(dir, "openapi.json");
   await Bun.write(document, await (await t.request("/openapi.json")).text());
+  // Prism takes a port number, not 0: borrow a free one from the OS.
   const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
   const port = probe.port;
   await probe.stop(true);
@@ -47,7 +48,7 @@ beforeAll(async () => {
       "-p",
       String(port),
     ],
-    { stdout: "pipe", stderr: "pipe" },
+    { stdout: "pipe", stderr: "inherit" },
   );
   proxy = `http://127.0.0.1:${port}`;
   await listening(prism.stdout as ReadableStream<Uint8Array>);
@@ -165,7 +166,8 @@ test("a realistic session through Prism draws no violation", async () => {
   await call("GET", "/v1/decisions?limit=100000", 400, { as: "operator" });
   await call("GET", "/v1/decisions/pending?limit=10", 200, { as: "operator" });
   await call("GET", "/v1/decisions/pending?priority=urgent", 400, { as: "operator" });
-  await call("GET", "/v1/decisions/stream?after=nonsense", 400, { as: "operator" });
+  // Only the stream's refusal: Prism holds a proxied response until it ends, and an event stream never does.
+  await call("GET", "/v1/decisions/stream?last_event_id=nonsense", 400, { as: "operator" });
 
   // The lifecycle: approve and consume; reject, escalate, cancel others; conflicts after the fact.
   await call("POST", `/v1/decisions/${id}/approve`, 200, { as: "operator", json: { reason: "window open" } });
