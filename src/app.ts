@@ -79,7 +79,10 @@ export function createApp(deps: AppDeps) {
       title: "Arbiter",
       version: deps.version,
       description: "Human-in-the-loop governance API: services and agents ask, human operators decide.",
+      license: { name: "Apache-2.0", url: "https://www.apache.org/licenses/LICENSE-2.0" },
     },
+    // Relative: the API is wherever this document was fetched from, whatever host or proxy serves it.
+    servers: [{ url: "/", description: "The server that serves this document" }],
   });
   app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Arbiter API" }));
 

@@ -83,6 +83,7 @@ export const RevokeTokenBody = z.strictObject({ jti: z.uuid().optional() });
 export const RevokedTokenSchema = z.object({ jti: z.uuid(), revoked_at: z.string() });
 
 const createKeyRoute = defineRoute("keys:create", {
+  operationId: "createKey",
   method: "post",
   path: "/v1/keys",
   tags: ["keys"],
@@ -99,11 +100,11 @@ const createKeyRoute = defineRoute("keys:create", {
   },
   responses: {
     201: { description: "Created", content: { "application/json": { schema: CreatedKeySchema } } },
-    ...errorResponses(400),
   },
 });
 
 const listKeysRoute = defineRoute("keys:read", {
+  operationId: "listKeys",
   method: "get",
   path: "/v1/keys",
   tags: ["keys"],
@@ -113,29 +114,31 @@ const listKeysRoute = defineRoute("keys:read", {
   },
   responses: {
     200: { description: "A page of keys", content: { "application/json": { schema: pageSchema(KeySchema) } } },
-    ...errorResponses(400),
   },
 });
 
 const getKeyRoute = defineRoute("keys:read", {
+  operationId: "getKey",
   method: "get",
   path: "/v1/keys/{id}",
   tags: ["keys"],
   summary: "One API key",
   request: { params: IdParam },
-  responses: { 200: { description: "The key", content: { "application/json": { schema: KeySchema } } }, ...errorResponses(400, 404) },
+  responses: { 200: { description: "The key", content: { "application/json": { schema: KeySchema } } } },
 });
 
 const revokeKeyRoute = defineRoute("keys:revoke", {
+  operationId: "revokeKey",
   method: "post",
   path: "/v1/keys/{id}/revoke",
   tags: ["keys"],
   summary: "Revoke an API key (and every token issued to it) at once",
   request: { params: IdParam },
-  responses: { 200: { description: "Revoked", content: { "application/json": { schema: KeySchema } } }, ...errorResponses(400, 404, 409) },
+  responses: { 200: { description: "Revoked", content: { "application/json": { schema: KeySchema } } }, ...errorResponses(409) },
 });
 
 const rotateKeyRoute = defineRoute("keys:create", {
+  operationId: "rotateKey",
   method: "post",
   path: "/v1/keys/{id}/rotate",
   tags: ["keys"],
@@ -156,11 +159,12 @@ const rotateKeyRoute = defineRoute("keys:create", {
       description: "The new key (raw, once) and the old key's new state",
       content: { "application/json": { schema: RotatedKeySchema } },
     },
-    ...errorResponses(400, 404, 409),
+    ...errorResponses(409),
   },
 });
 
 const issueTokenRoute = defineRoute("tokens:issue", {
+  operationId: "issueToken",
   method: "post",
   path: "/v1/auth/token",
   tags: ["auth"],
@@ -184,11 +188,11 @@ const issueTokenRoute = defineRoute("tokens:issue", {
         },
       },
     },
-    ...errorResponses(400),
   },
 });
 
 const revokeTokenRoute = defineRoute("tokens:issue", {
+  operationId: "revokeToken",
   method: "post",
   path: "/v1/auth/revoke",
   tags: ["auth"],
@@ -198,7 +202,7 @@ const revokeTokenRoute = defineRoute("tokens:issue", {
   },
   responses: {
     200: { description: "Revoked", content: { "application/json": { schema: RevokedTokenSchema } } },
-    ...errorResponses(400, 404, 409),
+    ...errorResponses(404, 409),
   },
 });
 
@@ -218,6 +222,7 @@ const AuthEventSchema = z
   .openapi("AuthEvent");
 
 const listAuditRoute = defineRoute("audit:read", {
+  operationId: "listAuthEvents",
   method: "get",
   path: "/v1/audit/auth",
   tags: ["audit"],
@@ -233,7 +238,6 @@ const listAuditRoute = defineRoute("audit:read", {
   },
   responses: {
     200: { description: "A page of events", content: { "application/json": { schema: pageSchema(AuthEventSchema) } } },
-    ...errorResponses(400),
   },
 });
 
@@ -247,6 +251,7 @@ const KeyUsageSchema = z
   .openapi("KeyUsage");
 
 const listUsageRoute = defineRoute("audit:read", {
+  operationId: "listKeyUsage",
   method: "get",
   path: "/v1/audit/auth/usage",
   tags: ["audit"],
@@ -260,11 +265,11 @@ const listUsageRoute = defineRoute("audit:read", {
   },
   responses: {
     200: { description: "A page of per-minute counters", content: { "application/json": { schema: pageSchema(KeyUsageSchema) } } },
-    ...errorResponses(400),
   },
 });
 
 const jwksRoute = defineRoute("public", {
+  operationId: "getJwks",
   method: "get",
   path: "/.well-known/jwks.json",
   tags: ["auth"],
@@ -274,6 +279,8 @@ const jwksRoute = defineRoute("public", {
       description: "JSON Web Key Set",
       content: { "application/json": { schema: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).openapi("JWKS") } },
     },
+    // Public, but rate limited per address like every /.well-known path.
+    ...errorResponses(429),
   },
 });
 

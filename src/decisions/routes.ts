@@ -48,6 +48,7 @@ const HEARTBEAT_MS = 15_000;
 const RECONNECT_MS = 2_000;
 
 const create = defineRoute("decisions:create", {
+  operationId: "createDecision",
   method: "post",
   path: "/v1/decisions",
   tags,
@@ -56,29 +57,32 @@ const create = defineRoute("decisions:create", {
   responses: {
     201: json(DecisionSchema, "Created"),
     200: json(DecisionSchema, "A retry with the same Idempotency-Key and body: the first answer"),
-    ...errorResponses(400, 413, 422),
+    ...errorResponses(422),
   },
 });
 
 const list = defineRoute("decisions:read", {
+  operationId: "listDecisions",
   method: "get",
   path: "/v1/decisions",
   tags,
   summary: "List decisions, newest first (filters, cursor pagination)",
   request: { query: ListQuery },
-  responses: { 200: json(DecisionPage, "A page"), ...errorResponses(400) },
+  responses: { 200: json(DecisionPage, "A page") },
 });
 
 const queue = defineRoute("decisions:read", {
+  operationId: "listPendingDecisions",
   method: "get",
   path: "/v1/decisions/pending",
   tags,
   summary: "The operator queue: pending, highest priority first, then oldest",
   request: { query: QueueQuery },
-  responses: { 200: json(QueuePage, "A page"), ...errorResponses(400) },
+  responses: { 200: json(QueuePage, "A page") },
 });
 
 const stream = defineRoute("decisions:read", {
+  operationId: "streamDecisionEvents",
   method: "get",
   path: "/v1/decisions/stream",
   tags,
@@ -89,17 +93,17 @@ const stream = defineRoute("decisions:read", {
       description: "An event stream: each event's `data:` line is one DecisionEvent as JSON, carrying the decision itself",
       content: { "text/event-stream": { schema: DecisionEventSchema } },
     },
-    ...errorResponses(400),
   },
 });
 
 const read = defineRoute("decisions:read", {
+  operationId: "getDecision",
   method: "get",
   path: "/v1/decisions/{id}",
   tags,
   summary: "Read a decision; ?wait=N long-polls up to N seconds while it is pending",
   request: { params: DecisionId, query: WaitQuery },
-  responses: { 200: json(DecisionSchema, "The decision"), ...errorResponses(400, 404, 503) },
+  responses: { 200: json(DecisionSchema, "The decision") },
 });
 
 const action = <P extends "decisions:resolve" | "decisions:escalate" | "decisions:cancel" | "decisions:create">(
@@ -109,12 +113,13 @@ const action = <P extends "decisions:resolve" | "decisions:escalate" | "decision
   request: ReturnType<typeof body> | ReturnType<typeof optionalBody> | Record<string, never>,
 ) =>
   defineRoute(permission, {
+    operationId: `${verb}Decision`,
     method: "post",
     path: `/v1/decisions/{id}/${verb}`,
     tags,
     summary,
     request: { params: DecisionId, ...request },
-    responses: { 200: json(DecisionSchema, "The decision after the change"), ...errorResponses(400, 404, 409, 422) },
+    responses: { 200: json(DecisionSchema, "The decision after the change"), ...errorResponses(409, 422) },
   });
 
 const approve = action(

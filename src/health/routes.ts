@@ -27,6 +27,7 @@ const HealthSchema = z
 const LiveSchema = z.object({ status: z.literal("pass") }).openapi("Liveness");
 
 const live = defineRoute("public", {
+  operationId: "getLiveness",
   method: "get",
   path: "/health/live",
   tags: ["health"],
@@ -35,6 +36,7 @@ const live = defineRoute("public", {
 });
 
 const ready = defineRoute("public", {
+  operationId: "getReadiness",
   method: "get",
   path: "/health/ready",
   tags: ["health"],

@@ -63,9 +63,11 @@ export function errorResponses(...statuses: ContentfulStatusCode[]) {
     404: "Not found (or not yours to see)",
     409: "Conflicts with the current state",
     413: "Body larger than the limit",
+    415: "Body is not of a media type the operation accepts",
     422: "Semantically invalid",
     429: "Rate limited; see Retry-After",
-    503: "A dependency is unavailable",
+    500: "Internal error; quote the request id when reporting it",
+    503: "A dependency is unavailable or the request timed out; see Retry-After",
   };
   return Object.fromEntries(
     statuses.map((s) => [s, { description: descriptions[s] ?? "Error", content: { "application/json": { schema: ErrorBody } } }]),

@@ -11,6 +11,7 @@ import { observeDecisionQueue } from "./queue-metrics";
 const HEADERS = { "Content-Type": PROMETHEUS_CONTENT_TYPE, "Cache-Control": "no-store" };
 
 const exposition = defineRoute("metrics:read", {
+  operationId: "getMetrics",
   method: "get",
   path: "/metrics",
   tags: ["observability"],

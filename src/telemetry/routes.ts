@@ -1,4 +1,5 @@
 import type { AppDeps } from "../deps";
+import { errorResponses } from "../http/errors";
 import { createRouter, defineRoute, json } from "../http/openapi";
 import { pageSchema } from "../http/pagination";
 import {
@@ -23,6 +24,7 @@ import {
 } from "./service";
 
 const postEvents = defineRoute("telemetry:write", {
+  operationId: "recordTelemetryEvents",
   method: "post",
   path: "/v1/telemetry/events",
   tags: ["telemetry"],
@@ -32,6 +34,7 @@ const postEvents = defineRoute("telemetry:write", {
 });
 
 const getEvents = defineRoute("telemetry:read", {
+  operationId: "listTelemetryEvents",
   method: "get",
   path: "/v1/telemetry/events",
   tags: ["telemetry"],
@@ -41,6 +44,7 @@ const getEvents = defineRoute("telemetry:read", {
 });
 
 const postSnapshot = defineRoute("telemetry:write", {
+  operationId: "recordSnapshot",
   method: "post",
   path: "/v1/telemetry/snapshots",
   tags: ["telemetry"],
@@ -50,15 +54,17 @@ const postSnapshot = defineRoute("telemetry:write", {
 });
 
 const getLatest = defineRoute("telemetry:read", {
+  operationId: "getLatestSnapshot",
   method: "get",
   path: "/v1/telemetry/snapshots/latest",
   tags: ["telemetry"],
   summary: "A source's latest snapshot (cache first, database when the cache misses or is down)",
   request: { query: LatestSnapshotQuery },
-  responses: { 200: { description: "The latest snapshot; X-Cache says hit or miss", content: json(Snapshot) } },
+  responses: { 200: { description: "The latest snapshot; X-Cache says hit or miss", content: json(Snapshot) }, ...errorResponses(404) },
 });
 
 const getSeries = defineRoute("telemetry:read", {
+  operationId: "listSnapshotSeries",
   method: "get",
   path: "/v1/telemetry/snapshots",
   tags: ["telemetry"],

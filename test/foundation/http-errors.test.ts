@@ -18,6 +18,7 @@ const LEAKY_MESSAGE = 'relation "secret_internal_table" does not exist: select *
 
 const Item = z.object({ name: z.string().min(1), items: z.array(z.object({ qty: z.number().int().positive() })) });
 const echo = defineRoute("public", {
+  operationId: "probeEcho",
   method: "post",
   path: "/probe/echo/{id}",
   request: {
@@ -27,6 +28,7 @@ const echo = defineRoute("public", {
   responses: { 200: { description: "the body back", content: { "application/json": { schema: Item } } } },
 });
 const boom = defineRoute("public", {
+  operationId: "probeBoom",
   method: "get",
   path: "/probe/boom",
   responses: { 200: { description: "never", content: { "application/json": { schema: z.object({}) } } } },
