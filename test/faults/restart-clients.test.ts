@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { generateApiKey } from "../../src/auth/key-format";
+import { readSse } from "../decisions/helpers";
+import { type ArbiterProcess, closedPort, spawnArbiter, tempDir, within } from "../foundation/support";
+import { createScratchDatabase } from "../helpers/db";
+
+// Per file: Bun applies a preload's default timeout to the first file of a run only.
+setDefaultTimeout(30_000);
+
+/**
+ * A long-poll and an event stream open when Arbiter restarts (SIGTERM, then a new process on the
+ * same database): both get a clean end at once, reconnect to the new process, and receive the
+ * verdict given after the restart; the stream resumes from its Last-Event-ID without a gap.
+ */
+const service = generateApiKey();
+const operator = generateApiKey();
+let env: Record<string, string>;
+let drop: (() => Promise<void>) | undefined;
+const dataDir = tempDir("restart-clients");
+
+beforeAll(async () => {
+  if (process.env.DATABASE_URL) {
+    const scratch = await createScratchDatabase(process.env.DATABASE_URL);
+    drop = scratch.drop;
+    env = { DATABASE_URL: scratch.url };
+  } else env = { DATA_DIR: dataDir };
+  env = { ...env, ARBITER_API_KEYS: `service:${service},operator:${operator}` };
+});
+afterAll(async () => {
+  await drop?.();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function start(): Promise<{ arbiter: ArbiterProcess; url: string }> {
+  const arbiter = spawnArbiter({ ...env, PORT: String(await closedPort()) });
+  const listening = await arbiter.waitForLog("listening", 90_000);
+  return { arbiter, url: String(listening.url).replace(/\/$/, "") };
+}
+const as = (key: string, extra: Record<string, string> = {}) => ({ "X-API-Key": key, "Content-Type": "application/json", ...extra });
+
+test("long-poll and stream across a restart: clean end, reconnect, the verdict given after the restart arrives", async () => {
+  const first = await start();
+  const created = await fetch(`${first.url}/v1/decisions`, {
+    method: "POST",
+    headers: as(service),
+    body: JSON.stringify({ kind: "deploy", title: "across a restart", payload: { v: 1 } }),
+  });
+  expect(created.status).toBe(201);
+  const { id } = (await created.json()) as { id: string };
+
+  const stream = await fetch(`${first.url}/v1/decisions/stream?last_event_id=0`, { headers: as(operator) });
+  const beforeRestart = readSse(stream, 100);
+  const poll = fetch(`${first.url}/v1/decisions/${id}?wait=55`, { headers: as(service) });
+  await Bun.sleep(300);
+
+  const stopping = performance.now();
+  first.arbiter.proc.kill("SIGTERM");
+  // The long-poll answers with the current state and the stream ends, at once rather than at the drain bound.
+  const polled = await within(poll, 5_000, "the long-poll's answer at shutdown");
+  expect([200, 503]).toContain(polled.status);
+  if (polled.status === 200) expect(((await polled.json()) as { status: string }).status).toBe("pending");
+  const seen = await within(beforeRestart, 5_000, "the stream's end at shutdown");
+  expect(seen.map((e) => e.event)).toEqual(["created"]);
+  expect(await within(first.arbiter.exited, 10_000, "the old process's exit")).toBe(0);
+  const endedMs = performance.now() - stopping;
+
+  const second = await start();
+  const resumed = await fetch(`${second.url}/v1/decisions/stream`, { headers: as(operator, { "Last-Event-ID": seen.at(-1)?.id ?? "0" }) });
+  const afterRestart = readSse(resumed, 1);
+  const repoll = fetch(`${second.url}/v1/decisions/${id}?wait=55`, { headers: as(service) });
+  await Bun.sleep(300);
+  const approved = await fetch(`${second.url}/v1/decisions/${id}/approve`, { method: "POST", headers: as(operator), body: "{}" });
+  expect(approved.status).toBe(200);
+
+  const verdict = await within(repoll, 10_000, "the verdict on the new process");
+  expect(((await verdict.json()) as { status: string }).status).toBe("approved");
+  const events = await within(afterRestart, 10_000, "the approved event on the resumed stream");
+  expect(events.map((e) => e.event)).toEqual(["approved"]);
+  expect(Number(events[0]?.id)).toBeGreaterThan(Number(seen.at(-1)?.id));
+  expect((events[0]?.data as { decision?: { status: string } } | undefined)?.decision?.status).toBe("approved");
+  console.log(`restart-clients: held clients ended ${Math.round(endedMs)} ms after SIGTERM; reconnected and got the verdict`);
+
+  second.arbiter.proc.kill("SIGTERM");
+  expect(await second.arbiter.exited).toBe(0);
+}, 240_000);
