@@ -111,9 +111,16 @@ function handleError(error: Error, c: Context<AppEnv>, deps: AppDeps): Response 
   const requestIdValue = c.get("requestId");
   if (isDatabaseUnavailable(error)) {
     (c.get("logger") ?? deps.logger).warn("database unavailable", { request_id: requestIdValue, error: (error as Error).message });
-    return c.json(errorBody("database_unavailable", "the database is unavailable; retry after the number of seconds in Retry-After"), 503, {
-      "Retry-After": "1",
-    });
+    return c.json(
+      errorBody(
+        "database_unavailable",
+        "the database is unavailable or did not answer in time; retry after the number of seconds in Retry-After",
+      ),
+      503,
+      {
+        "Retry-After": "1",
+      },
+    );
   }
   (c.get("logger") ?? deps.logger).error("unhandled error", { request_id: requestIdValue, error });
   return c.json(

@@ -93,6 +93,8 @@ export const configSchema = z
     DATA_DIR: z.string().trim().min(1).default("./.data"),
     DATABASE_URL: optionalUrl(["postgres:", "postgresql:"]),
     DATABASE_POOL_MAX: positiveInt.max(1000).default(10),
+    /** PostgreSQL cancels a server statement (or lock wait) past this; below REQUEST_TIMEOUT_MS so the statement fails first */
+    DATABASE_STATEMENT_TIMEOUT_MS: positiveInt.max(600_000).default(5_000),
     REDIS_URL: optionalUrl(["redis:", "rediss:"]),
     UPSTASH_REDIS_REST_URL: optionalUrl(["https:", "http:"]),
     UPSTASH_REDIS_REST_TOKEN: z.string().min(1).optional(),

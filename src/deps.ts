@@ -34,15 +34,19 @@ export class StartupError extends Error {
 }
 
 /** The configured database: PostgreSQL when DATABASE_URL is set, embedded PGlite otherwise (not yet pinged). */
-export async function openDatabase(config: Pick<Config, "DATABASE_URL" | "DATABASE_POOL_MAX" | "DATA_DIR">): Promise<DatabaseHandle> {
+export async function openDatabase(
+  config: Pick<Config, "DATABASE_URL" | "DATABASE_POOL_MAX" | "DATA_DIR">,
+  options: { statementTimeoutMs?: number } = {},
+): Promise<DatabaseHandle> {
   return config.DATABASE_URL
-    ? openPostgres({ url: config.DATABASE_URL, poolMax: config.DATABASE_POOL_MAX })
+    ? openPostgres({ url: config.DATABASE_URL, poolMax: config.DATABASE_POOL_MAX, statementTimeoutMs: options.statementTimeoutMs })
     : openPglite({ dataDir: config.DATA_DIR });
 }
 
 /** Opens the backends the configuration names: real servers when configured, embedded otherwise. */
 export async function openDeps(config: Config, logger: Logger): Promise<AppDeps> {
-  const database = await openDatabase(config);
+  // The server's statements are bounded; operations scripts (backups, retention) open without a bound.
+  const database = await openDatabase(config, { statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS });
   try {
     await database.ping();
   } catch (error) {

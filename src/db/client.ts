@@ -122,6 +122,12 @@ export interface PostgresOptions {
   url: string;
   poolMax: number;
   connectTimeoutSeconds?: number;
+  /**
+   * The server cancels a statement running (or waiting for a lock) longer than this, so a stuck
+   * statement gives its pool connection back instead of holding it after its request gave up.
+   * Migrations run on a connection of their own without it.
+   */
+  statementTimeoutMs?: number;
 }
 
 /**
@@ -147,7 +153,10 @@ export async function openPostgres(options: PostgresOptions): Promise<DatabaseHa
     idle_timeout: 30,
     max_lifetime: 60 * 30,
     onnotice: () => {},
-    connection: { application_name: "arbiter" },
+    connection: {
+      application_name: "arbiter",
+      ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
+    },
   });
   const db = drizzlePostgres(preparingEveryStatement(client), { schema }) as unknown as Database;
   return {
@@ -161,11 +170,12 @@ export async function openPostgres(options: PostgresOptions): Promise<DatabaseHa
       return unlisten;
     },
     async migrate() {
-      // The lock is held on a connection of its own, so migrating works even with a pool of one.
+      // The lock is held on a connection of its own, which also runs the migrations: it works with a pool
+      // of one, and a long migration is not cut by the pool's statement timeout.
       const lock = postgres(options.url, { max: 1, onnotice: () => {}, connect_timeout: options.connectTimeoutSeconds ?? 5 });
       try {
         await lock`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
-        await migratePostgres(drizzlePostgres(client), { migrationsFolder: MIGRATIONS_FOLDER });
+        await migratePostgres(drizzlePostgres(lock), { migrationsFolder: MIGRATIONS_FOLDER });
       } finally {
         await lock`select pg_advisory_unlock(${MIGRATION_LOCK_ID})`.catch(() => {});
         await lock.end({ timeout: 5 });

@@ -1,6 +1,6 @@
 /**
- * Whether an error means the database cannot be reached right now (refused or dropped connections,
- * a server shutting down or starting up), as opposed to a bug or a bad statement. Such errors are
+ * Whether an error means the database cannot serve right now (refused or dropped connections, a
+ * server shutting down or starting up, a statement cancelled by statement_timeout), as opposed to a bug or a bad statement. Such errors are
  * answered 503 with Retry-After: the request may succeed when the database is back, and the pool
  * reconnects by itself.
  */
@@ -16,7 +16,10 @@ const CONNECTION_CODES = new Set([
   "CONNECTION_ENDED",
   "CONNECTION_DESTROYED",
   "CONNECT_TIMEOUT",
-  // SQLSTATE: admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+  // SQLSTATE: query_canceled (statement_timeout), lock_not_available, admin_shutdown, crash_shutdown,
+  // cannot_connect_now, too_many_connections
+  "57014",
+  "55P03",
   "57P01",
   "57P02",
   "57P03",

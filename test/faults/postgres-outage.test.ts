@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { type Cluster, clusterAt, createWorkspace, initCluster, type Workspace } from "../../scripts/lib/cluster";
-import { findServerBinDir } from "../../scripts/lib/pg-bin";
 import { type DatabaseHandle, openPostgres } from "../../src/db/client";
 import { startTestApp, type TestApp } from "../helpers/app";
+import { postgresServerBinaries as bin, startThrowawayPostgres, type ThrowawayPostgres } from "../helpers/cluster";
 
 // Per file: Bun applies a preload's default timeout to the first file of a run only.
 setDefaultTimeout(30_000);
@@ -13,7 +12,6 @@ setDefaultTimeout(30_000);
  * readiness says fail, nothing acknowledged is lost, and writes come back by themselves when the
  * server returns, without restarting Arbiter.
  */
-const bin = await findServerBinDir();
 if (!bin) console.warn("postgres-outage.test: skipped: no PostgreSQL server binaries (initdb, pg_ctl, postgres) on this machine");
 
 /** REQUEST_TIMEOUT_MS here: no request may take longer (plus scheduling slack) while the database is down. */
@@ -22,24 +20,20 @@ const FAIL_FAST_BOUND_MS = REQUEST_TIMEOUT_MS + 1_000;
 /** Writes must succeed again within this long after the server is back. */
 const RECOVERY_BOUND_MS = 5_000;
 
-let ws: Workspace;
-let cluster: Cluster;
+let server: ThrowawayPostgres;
 let database: DatabaseHandle;
 let t: TestApp;
 
 beforeAll(async () => {
   if (!bin) return;
-  ws = await createWorkspace(bin);
-  cluster = await clusterAt(ws, await initCluster(ws, "outage"), { fsync: "off" });
-  await cluster.start();
-  database = await openPostgres({ url: cluster.url, poolMax: 4, connectTimeoutSeconds: 2 });
+  server = await startThrowawayPostgres("outage");
+  database = await openPostgres({ url: server.cluster.url, poolMax: 4, connectTimeoutSeconds: 2 });
   await database.migrate();
   t = await startTestApp({ database, env: { REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) } });
 }, 120_000);
 afterAll(async () => {
   await t?.close();
-  await cluster?.stop("immediate").catch(() => {});
-  ws?.remove();
+  await server?.remove();
 });
 
 interface Outcome {
@@ -81,7 +75,7 @@ test.skipIf(!bin)(
     const workers = Array.from({ length: 4 }, worker);
     await Bun.sleep(500);
     const before = outcomes.length;
-    await cluster.stop("immediate");
+    await server.cluster.stop("immediate");
     await Bun.sleep(2_000);
 
     const ready = await t.request("/health/ready");
@@ -89,7 +83,7 @@ test.skipIf(!bin)(
     expect(((await ready.json()) as { status: string }).status).toBe("fail");
 
     const restarted = performance.now();
-    await cluster.start();
+    await server.cluster.start();
     let recoveredMs = Number.POSITIVE_INFINITY;
     while (performance.now() - restarted < RECOVERY_BOUND_MS * 2) {
       const res = await create(-1);
