@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { rmSync } from "node:fs";
 import { generateApiKey } from "../../src/auth/key-format";
 import { readSse } from "../decisions/helpers";
-import { type ArbiterProcess, closedPort, spawnArbiter, tempDir, within } from "../foundation/support";
-import { createScratchDatabase } from "../helpers/db";
+import { within } from "../foundation/support";
+import { type RestartableArbiter, restartableArbiter } from "./support";
 
 // Per file: Bun applies a preload's default timeout to the first file of a run only.
 setDefaultTimeout(30_000);
@@ -15,32 +14,17 @@ setDefaultTimeout(30_000);
  */
 const service = generateApiKey();
 const operator = generateApiKey();
-let env: Record<string, string>;
-let drop: (() => Promise<void>) | undefined;
-const dataDir = tempDir("restart-clients");
+let arbiters: RestartableArbiter;
 
 beforeAll(async () => {
-  if (process.env.DATABASE_URL) {
-    const scratch = await createScratchDatabase(process.env.DATABASE_URL);
-    drop = scratch.drop;
-    env = { DATABASE_URL: scratch.url };
-  } else env = { DATA_DIR: dataDir };
-  env = { ...env, ARBITER_API_KEYS: `service:${service},operator:${operator}` };
+  arbiters = await restartableArbiter("restart-clients", { ARBITER_API_KEYS: `service:${service},operator:${operator}` });
 });
-afterAll(async () => {
-  await drop?.();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => arbiters?.remove());
 
-async function start(): Promise<{ arbiter: ArbiterProcess; url: string }> {
-  const arbiter = spawnArbiter({ ...env, PORT: String(await closedPort()) });
-  const listening = await arbiter.waitForLog("listening", 90_000);
-  return { arbiter, url: String(listening.url).replace(/\/$/, "") };
-}
 const as = (key: string, extra: Record<string, string> = {}) => ({ "X-API-Key": key, "Content-Type": "application/json", ...extra });
 
 test("long-poll and stream across a restart: clean end, reconnect, the verdict given after the restart arrives", async () => {
-  const first = await start();
+  const first = await arbiters.start();
   const created = await fetch(`${first.url}/v1/decisions`, {
     method: "POST",
     headers: as(service),
@@ -65,7 +49,7 @@ test("long-poll and stream across a restart: clean end, reconnect, the verdict g
   expect(await within(first.arbiter.exited, 10_000, "the old process's exit")).toBe(0);
   const endedMs = performance.now() - stopping;
 
-  const second = await start();
+  const second = await arbiters.start();
   const resumed = await fetch(`${second.url}/v1/decisions/stream`, { headers: as(operator, { "Last-Event-ID": seen.at(-1)?.id ?? "0" }) });
   const afterRestart = readSse(resumed, 1);
   const repoll = fetch(`${second.url}/v1/decisions/${id}?wait=55`, { headers: as(service) });

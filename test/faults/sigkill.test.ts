@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { rmSync } from "node:fs";
 import { generateApiKey } from "../../src/auth/key-format";
 import { loadConfig } from "../../src/config";
 import { decisions, telemetryEvents } from "../../src/db/schema";
 import { openDatabase } from "../../src/deps";
-import { type ArbiterProcess, closedPort, spawnArbiter, tempDir } from "../foundation/support";
-import { createScratchDatabase } from "../helpers/db";
+import { type RestartableArbiter, restartableArbiter } from "./support";
 
 // Per file: Bun applies a preload's default timeout to the first file of a run only.
 setDefaultTimeout(30_000);
@@ -22,24 +20,12 @@ const KILLS = 5;
 const SIGNALS = [...Array.from({ length: KILLS }, () => "SIGKILL" as const), "SIGTERM" as const];
 const WORKERS = 4;
 const key = generateApiKey();
-let env: Record<string, string>;
-let drop: (() => Promise<void>) | undefined;
-const dataDir = tempDir("sigkill");
+let arbiters: RestartableArbiter;
 
 beforeAll(async () => {
-  if (process.env.DATABASE_URL) {
-    const scratch = await createScratchDatabase(process.env.DATABASE_URL);
-    drop = scratch.drop;
-    env = { DATABASE_URL: scratch.url };
-  } else {
-    env = { DATA_DIR: dataDir };
-  }
-  env = { ...env, ARBITER_API_KEYS: `admin:${key}` };
+  arbiters = await restartableArbiter("sigkill", { ARBITER_API_KEYS: `admin:${key}` });
 });
-afterAll(async () => {
-  await drop?.();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => arbiters?.remove());
 
 interface Write {
   kind: "decision" | "event";
@@ -48,12 +34,6 @@ interface Write {
   body: unknown;
   answered?: number;
   decisionId?: string;
-}
-
-async function start(): Promise<{ arbiter: ArbiterProcess; url: string }> {
-  const arbiter = spawnArbiter({ ...env, PORT: String(await closedPort()) });
-  const listening = await arbiter.waitForLog("listening", 90_000);
-  return { arbiter, url: String(listening.url).replace(/\/$/, "") };
 }
 
 async function send(url: string, write: Write): Promise<void> {
@@ -73,7 +53,7 @@ async function send(url: string, write: Write): Promise<void> {
 test(`${KILLS} SIGKILLs and a SIGTERM under write load: every acknowledged write stored once, retries add no duplicates`, async () => {
   const writes: Write[] = [];
   for (const [round, signal] of SIGNALS.entries()) {
-    const { arbiter, url } = await start();
+    const { arbiter, url } = await arbiters.start();
     let running = true;
     const worker = async (w: number) => {
       for (let i = 0; running; i++) {
@@ -102,7 +82,7 @@ test(`${KILLS} SIGKILLs and a SIGTERM under write load: every acknowledged write
   }
 
   // A client retrying everything that went unanswered, after one more (clean) start.
-  const { arbiter, url } = await start();
+  const { arbiter, url } = await arbiters.start();
   const unanswered = writes.filter((w) => w.answered === undefined);
   for (const write of unanswered) await send(url, write);
   arbiter.proc.kill("SIGTERM");
@@ -112,7 +92,7 @@ test(`${KILLS} SIGKILLs and a SIGTERM under write load: every acknowledged write
   expect(failures.map((w) => `${w.kind} ${w.token}: ${w.answered}`)).toEqual([]);
   expect(unanswered.every((w) => w.answered !== undefined && w.answered < 300)).toBe(true);
 
-  const database = await openDatabase(loadConfig(env));
+  const database = await openDatabase(loadConfig(arbiters.env));
   try {
     const storedDecisions = await database.db.select({ id: decisions.id, title: decisions.title }).from(decisions);
     const storedEvents = await database.db.select({ id: telemetryEvents.id }).from(telemetryEvents);
