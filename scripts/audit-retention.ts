@@ -7,6 +7,7 @@
  */
 import { deleteExpiredAuthEvents } from "../src/auth/audit";
 import { redactUrl } from "../src/config";
+import { errorCodes } from "../src/db/errors";
 import { openDatabase } from "../src/deps";
 import { parseScriptArgs, scriptConfig } from "./lib/cli";
 import { OpsError, runScript } from "./lib/process";
@@ -37,8 +38,7 @@ await runScript("audit:retention", async () => {
       `audit:retention: deleted ${deleted} auth events older than ${cutoff.toISOString()} (${retentionDays} days) from ${target} in ${Math.round(performance.now() - started)} ms`,
     );
   } catch (error) {
-    const code = (error as { code?: string; cause?: { code?: string } }).code ?? (error as { cause?: { code?: string } }).cause?.code;
-    if (code === INSUFFICIENT_PRIVILEGE)
+    if (errorCodes(error).includes(INSUFFICIENT_PRIVILEGE))
       throw new OpsError(
         "permission denied on auth_events: the application role may only append to the audit trail; run this as the admin role (app_admin)",
       );

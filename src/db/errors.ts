@@ -26,12 +26,17 @@ const CONNECTION_CODES = new Set([
   "53300",
 ]);
 
-export function isDatabaseUnavailable(error: unknown): boolean {
-  // Drizzle wraps driver errors (DrizzleQueryError.cause); follow a few levels of causes.
+/** The error codes (driver codes or SQLSTATEs) on an error and its causes: Drizzle wraps driver errors in DrizzleQueryError.cause. */
+export function errorCodes(error: unknown): string[] {
+  const codes: string[] = [];
   for (let current = error, depth = 0; current && typeof current === "object" && depth < 5; depth++) {
     const code = (current as { code?: unknown }).code;
-    if (typeof code === "string" && (CONNECTION_CODES.has(code) || code.startsWith("08"))) return true;
+    if (typeof code === "string") codes.push(code);
     current = (current as { cause?: unknown }).cause;
   }
-  return false;
+  return codes;
+}
+
+export function isDatabaseUnavailable(error: unknown): boolean {
+  return errorCodes(error).some((code) => CONNECTION_CODES.has(code) || code.startsWith("08"));
 }
