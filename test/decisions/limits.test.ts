@@ -46,7 +46,9 @@ describe("STREAMS_PER_KEY_MAX", () => {
     // Closing a stream and ending a long-poll give their places back.
     for (const controller of controllers) controller.abort();
     await poll;
-    await waitFor(() => held("service") === 0 && held("operator") === 0, "holds released after the clients went away");
+    // A closed stream is noticed when the request's signal aborts, or at the latest when the next
+    // heartbeat (15 s) fails to write: the bound on a hold outliving its client.
+    await waitFor(() => held("service") === 0 && held("operator") === 0, "holds released after the clients went away", 20_000);
     const again = new AbortController();
     expect((await t.request("/v1/decisions/stream", { as: "service", signal: again.signal })).status).toBe(200);
     again.abort();
