@@ -61,7 +61,7 @@ export function createApp(deps: AppDeps) {
   app.route("/", authRoutes(auth));
 
   app.route("/", healthRoutes(deps));
-  app.route("/", decisionRoutes(deps));
+  app.route("/", decisionRoutes(deps, auth.signer));
   app.route("/", telemetryRoutes(deps));
   app.route("/", metricsRoutes(deps));
   // The operator console: server-rendered pages with their own session cookie (not in the OpenAPI document).
