@@ -18,20 +18,21 @@ import { type DecisionDeps, getDecision } from "./service";
 type FinalOutcome = (typeof RECEIPT_OUTCOMES)[number];
 const isFinal = (status: DecisionRow["status"]): status is FinalOutcome => (RECEIPT_OUTCOMES as readonly string[]).includes(status);
 
-/**
- * The key ids whose verdict settled the decision, or undefined when nobody's did (the deadline did).
- * Policy decisions get their branch here once decisions record who decided.
- */
-function decidingKeys(row: DecisionRow): string[] | undefined {
+/** Who settled a final decision, before key ids are given their names. */
+type Decider = { type: "people"; keyIds: string[] } | { type: "timeout" };
+
+function deciderOf(row: DecisionRow): Decider {
   // Approved without a resolving key: on_timeout "approve" settled it. Expired always is the deadline.
-  if (row.status === "expired" || row.resolvedBy === null) return undefined;
-  return row.status === "approved" ? row.approvals : [row.resolvedBy];
+  if (row.status === "expired" || row.resolvedBy === null) return { type: "timeout" };
+  // An approval is the quorum's; a rejection or a cancellation is one key's.
+  return { type: "people", keyIds: row.status === "approved" ? row.approvals : [row.resolvedBy] };
 }
 
 /** The receipt's claims for a final row; `names` maps key ids to key names (null when a key is gone). */
 export function receiptClaims(row: DecisionRow & { status: FinalOutcome }, issuer: string, names: Map<string, string>): ReceiptClaims {
-  const resolvedAt = row.resolvedAt ?? row.updatedAt;
-  const keys = decidingKeys(row);
+  // Every transition to a final state sets resolved_at (updated_at would not do: consuming moves it).
+  const resolvedAt = row.resolvedAt!;
+  const decider = deciderOf(row);
   return {
     iss: issuer,
     sub: row.id,
@@ -40,9 +41,10 @@ export function receiptClaims(row: DecisionRow & { status: FinalOutcome }, issue
     outcome: row.status,
     payload_hash: row.approvedPayloadHash ?? row.payloadHash,
     requested_payload_hash: row.payloadHash,
-    decided_by: keys
-      ? { type: "people", people: keys.map((keyId) => ({ key_id: keyId, name: names.get(keyId) ?? null })) }
-      : { type: "timeout" },
+    decided_by:
+      decider.type === "people"
+        ? { type: "people", people: decider.keyIds.map((keyId) => ({ key_id: keyId, name: names.get(keyId) ?? null })) }
+        : decider,
     quorum: { required: row.requiredApprovals, approvals: row.approvals.length },
     requester_key_id: row.requesterKeyId,
     decided_at: resolvedAt.toISOString(),
@@ -68,7 +70,8 @@ export async function receiptOf(deps: DecisionDeps, signer: TokenSigner, row: De
   if (!isFinal(status)) {
     throw conflict("decision_not_final", "the decision has no receipt until it is approved, rejected, expired or cancelled", { status });
   }
-  const keyIds = decidingKeys(row) ?? [];
+  const decider = deciderOf(row);
+  const keyIds = decider.type === "people" ? decider.keyIds : [];
   const names = new Map<string, string>();
   if (keyIds.length > 0) {
     const rows = await deps.database.db.select({ id: apiKeys.id, name: apiKeys.name }).from(apiKeys).where(inArray(apiKeys.id, keyIds));
