@@ -59,7 +59,7 @@ export function mcpRoutes(auth: AuthRuntime) {
       c.header("WWW-Authenticate", 'Bearer realm="arbiter"');
       return jsonRpcError(c, 401, "unauthenticated", "send an API key (X-API-Key or Authorization: Bearer) or a service token");
     }
-    const server = mcpServerFor(deps, auth.signer, principal, deps.version);
+    const server = mcpServerFor(deps, auth.signer, principal, { version: deps.version, requestSignal: c.req.raw.signal });
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     await server.connect(transport);
     try {

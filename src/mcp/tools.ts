@@ -93,8 +93,16 @@ async function held(deps: DecisionDeps, principal: Principal, id: string, second
 }
 
 /** An MCP server exposing the tools `principal` may use; one per request (the transport is stateless). */
-export function mcpServerFor(deps: DecisionDeps, signer: TokenSigner, principal: Principal, version: string): McpServer {
-  const server = new McpServer({ name: "arbiter", version }, { capabilities: { tools: {} } });
+export function mcpServerFor(
+  deps: DecisionDeps,
+  signer: TokenSigner,
+  principal: Principal,
+  options: { version: string; requestSignal: AbortSignal },
+): McpServer {
+  // A wait ends when the client cancels the call or when its HTTP request goes away, so a gone
+  // client does not keep its hold on the key's long-poll budget.
+  const until = (toolSignal: AbortSignal) => AbortSignal.any([toolSignal, options.requestSignal]);
+  const server = new McpServer({ name: "arbiter", version: options.version }, { capabilities: { tools: {} } });
   const may = (...needed: Permission[]) => needed.every((permission) => principal.permissions.has(permission));
 
   if (may("decisions:create", "decisions:read")) {
@@ -113,7 +121,7 @@ export function mcpServerFor(deps: DecisionDeps, signer: TokenSigner, principal:
         answer(deps, "request_approval", async () => {
           const { idempotency_key, wait_seconds, ...request } = input;
           const { row } = await createDecision(deps, principal, request as z.output<typeof CreateDecisionBody>, idempotency_key);
-          const settled = row.status === "pending" ? await held(deps, principal, row.id, wait_seconds, extra.signal) : row;
+          const settled = row.status === "pending" ? await held(deps, principal, row.id, wait_seconds, until(extra.signal)) : row;
           return verdict(deps, signer, settled);
         }),
     );
@@ -139,7 +147,9 @@ export function mcpServerFor(deps: DecisionDeps, signer: TokenSigner, principal:
         annotations: { readOnlyHint: true, openWorldHint: false },
       },
       ({ id, wait_seconds }, extra) =>
-        answer(deps, "wait_for_decision", async () => verdict(deps, signer, await held(deps, principal, id, wait_seconds, extra.signal))),
+        answer(deps, "wait_for_decision", async () =>
+          verdict(deps, signer, await held(deps, principal, id, wait_seconds, until(extra.signal))),
+        ),
     );
     server.registerTool(
       "list_my_decisions",

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { holdLimiterOf } from "../../src/decisions/holds";
 import { notifierOf } from "../../src/decisions/service";
 import { verifyReceipt } from "../../src/sdk";
 import { type JsonBody, samplePayload } from "../decisions/helpers";
@@ -39,9 +40,10 @@ const decisionInput = (kind = `mcp.${crypto.randomUUID().slice(0, 8)}`) => ({
 });
 
 /** A raw JSON-RPC POST to /mcp, as a client that is not the SDK would send it. */
-const post = (body: string, headers: Record<string, string> = {}) =>
+const post = (body: string, headers: Record<string, string> = {}, signal?: AbortSignal) =>
   fetch(`${t.url}/mcp`, {
     method: "POST",
+    signal,
     headers: { "Content-Type": "application/json", Accept: "application/json, text/event-stream", "X-API-Key": t.keys.service, ...headers },
     body,
   });
@@ -173,6 +175,30 @@ describe("MCP server", () => {
     } finally {
       await agent.close();
     }
+  });
+
+  test("a wait ends when the client goes away: its hold on the key's long-poll budget is given back at once", async () => {
+    const agent = await connect(t.keys.service);
+    const { result } = await call(agent, "request_approval", { ...decisionInput(), wait_seconds: 0 });
+    await agent.close();
+    const holds = holdLimiterOf(t.deps);
+    const gone = new AbortController();
+    const waiting = post(
+      JSON.stringify({
+        jsonrpc: "2.0",
+        id: 3,
+        method: "tools/call",
+        params: { name: "wait_for_decision", arguments: { id: result.decision_id, wait_seconds: 50 } },
+      }),
+      { "Mcp-Protocol-Version": "2025-06-18" },
+      gone.signal,
+    ).catch(() => undefined);
+    while (holds.held(t.keyIds.service) === 0) await Bun.sleep(5);
+    const cutAt = Date.now();
+    gone.abort();
+    await waiting;
+    while (holds.held(t.keyIds.service) > 0) await Bun.sleep(5);
+    expect(Date.now() - cutAt).toBeLessThan(2_000);
   });
 
   test("Origin is validated: another site's page is refused, an allowed origin and non-browser clients are served", async () => {
