@@ -193,7 +193,7 @@ export class DecisionsApi {
     const { signal } = options;
     let lastId = options.lastEventId;
     let retryMs = 2_000;
-    let failures = 0;
+    let failures = 0; // consecutive failed connections
     while (!signal?.aborted) {
       let response: Response | undefined;
       try {
@@ -202,6 +202,7 @@ export class DecisionsApi {
       } catch (error) {
         if (signal?.aborted) return;
         if (!isTransient(error)) throw error;
+        failures++;
       }
       if (response) {
         failures = 0;
@@ -219,10 +220,9 @@ export class DecisionsApi {
           if (signal?.aborted) return;
         }
       }
-      const delayMs =
-        failures === 0 ? retryMs : Math.max(retryMs, TRANSIENT_BACKOFF_MS[Math.min(failures, TRANSIENT_BACKOFF_MS.length - 1)]!);
-      failures++;
-      await sleep(delayMs, signal).catch(() => {});
+      // The server's retry delay, longer after consecutive failed connections (a server still down).
+      const backoffMs = TRANSIENT_BACKOFF_MS[Math.min(failures, TRANSIENT_BACKOFF_MS.length - 1)]!;
+      await sleep(Math.max(retryMs, backoffMs), signal).catch(() => {});
     }
   }
 
