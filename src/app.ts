@@ -18,6 +18,7 @@ import { corsPolicy } from "./http/cors";
 import type { AppEnv } from "./http/env";
 import { ApiError, errorBody, errorResponse } from "./http/errors";
 import { requestLogger, requestTimeout } from "./http/middleware";
+import { MCP_PATH, mcpRoutes } from "./mcp/routes";
 import { httpMetrics } from "./observability/http-metrics";
 import { metricsRoutes, metricsTokenAccess } from "./observability/metrics-routes";
 import { traceContext } from "./observability/trace-context";
@@ -49,7 +50,7 @@ export function createApp(deps: AppDeps) {
   );
   app.use(requestTimeout(deps.config.REQUEST_TIMEOUT_MS));
   const cors = corsPolicy(deps.config.CORS_ALLOWED_ORIGINS);
-  if (cors) for (const path of ["/v1/*", "/.well-known/*", "/health/*", "/openapi.json"]) app.use(path, cors);
+  if (cors) for (const path of ["/v1/*", "/.well-known/*", "/health/*", "/openapi.json", MCP_PATH]) app.use(path, cors);
   // Identity: authenticate, then rate limit per key (or per address when anonymous).
   const auth = createAuthRuntime(deps);
   app.use("/v1/*", authenticate(auth.guard));
@@ -61,9 +62,11 @@ export function createApp(deps: AppDeps) {
   app.route("/", authRoutes(auth));
 
   app.route("/", healthRoutes(deps));
-  app.route("/", decisionRoutes(deps));
+  app.route("/", decisionRoutes(deps, auth.signer));
   app.route("/", telemetryRoutes(deps));
   app.route("/", metricsRoutes(deps));
+  // The Model Context Protocol endpoint for agents (JSON-RPC, not in the OpenAPI document).
+  app.route("/", mcpRoutes(auth));
   // The operator console: server-rendered pages with their own session cookie (not in the OpenAPI document).
   app.route("/", consoleRoutes(deps, auth));
 

@@ -9,6 +9,7 @@ import {
   importPKCS8,
   importSPKI,
   type JWK,
+  type JWTPayload,
   jwtVerify,
   SignJWT,
 } from "jose";
@@ -197,6 +198,11 @@ export interface TokenSigner {
   sign(claims: Omit<TokenClaims, "exp">, issuedAt: Date, expiresAt: Date): Promise<string>;
   /** Signature, algorithm allow-list, typ, iss, aud, exp, nbf (with the configured tolerance). */
   verify(token: string): Promise<TokenClaims>;
+  /**
+   * Signs other statements (decision receipts) with the same key set, under their own `typ` so that
+   * neither kind can pass for the other. Only the claims given are set: the caller decides iat.
+   */
+  signStatement(typ: string, claims: JWTPayload): Promise<{ jws: string; kid: string }>;
   jwks(): Promise<{ keys: JWK[] }>;
 }
 
@@ -281,6 +287,12 @@ export function createTokenSigner(deps: { db: Database; config: TokenConfig; clo
         }
         throw new TokenRejected("invalid_token", "the token is malformed or its signature does not verify");
       }
+    },
+    async signStatement(typ, claims) {
+      if (typ === TOKEN_TYPE) throw new TypeError("statements must not use the service token typ");
+      const { signer } = await keySet();
+      const jws = await new SignJWT(claims).setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ }).sign(signer.privateKey!);
+      return { jws, kid: signer.kid };
     },
     async jwks() {
       const set = await keySet();

@@ -1,5 +1,8 @@
+import type { JSONWebKeySet } from "jose";
 import type { ArbiterClient } from "../sdk/client";
+import { ArbiterError, errorFromResponse } from "../sdk/errors";
 import { items } from "../sdk/pagination";
+import { verifyReceipt } from "../sdk/receipts";
 import type { ApiKey, CreateDecisionRequest, Decision, Page, QueuedDecision, TelemetryEventRequest } from "../sdk/types";
 import { type FlagKind, integerFlag, jsonFlag, type ParsedArgs, positionals, requiredFlag, stringFlag, UsageError } from "./args";
 import { record, table } from "./output";
@@ -12,7 +15,10 @@ export interface Output {
 
 export interface CommandContext {
   args: ParsedArgs;
-  client: ArbiterClient;
+  /** the API client (built on first use: reading it without an address or key is a usage error) */
+  readonly client: ArbiterClient;
+  /** the API's address (a usage error when none was given) */
+  baseUrl(): string;
   /** a file's text, or standard input for "-" */
   readText(path: string): Promise<string>;
 }
@@ -92,6 +98,27 @@ function parseEvents(text: string): TelemetryEventRequest[] {
         }
       });
   }
+}
+
+function parseJson(text: string, flag: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UsageError(`${flag} must hold valid JSON`);
+  }
+}
+
+/** The server's public keys: public, so no API key is needed. */
+async function publishedJwks(baseUrl: string): Promise<unknown> {
+  const url = `${baseUrl.replace(/\/+$/, "")}/.well-known/jwks.json`;
+  let response: Response;
+  try {
+    response = await fetch(url, { headers: { Accept: "application/json" }, signal: AbortSignal.timeout(30_000) });
+  } catch (error) {
+    throw new ArbiterError({ status: 0, code: "network_error", message: `could not reach ${url}: ${(error as Error).message}` });
+  }
+  if (!response.ok) throw await errorFromResponse(response, undefined);
+  return response.json();
 }
 
 export const COMMANDS: Record<string, Command> = {
@@ -185,6 +212,50 @@ export const COMMANDS: Record<string, Command> = {
     run: async ({ args, client }) => {
       const [id] = positionals(args, ["id"]);
       return decisionOutput(await client.decisions.waitFor(id!, { timeoutSeconds: integerFlag(args, "timeout") }));
+    },
+  },
+  "receipts get": {
+    summary: "print the signed receipt of a final decision (pipe it to `receipts verify -`)",
+    usage: "receipts get <decision-id>",
+    flags: {},
+    run: async ({ args, client }) => {
+      const receipt = await client.receipts.get(positionals(args, ["decision-id"])[0]!);
+      return { text: receipt.receipt, json: receipt };
+    },
+  },
+  "receipts verify": {
+    summary: "verify a decision receipt against a payload, offline with --jwks or with the server's published keys",
+    usage: "receipts verify <receipt|-> (--payload JSON | --payload-file PATH|-) [--jwks PATH] [--decision ID] [--issuer ISS]",
+    flags: { payload: "string", "payload-file": "string", jwks: "string", decision: "string", issuer: "string" },
+    run: async (context) => {
+      const { args, readText } = context;
+      const [given] = positionals(args, ["receipt"]);
+      const receipt = given === "-" ? (await readText("-")).trim() : given!;
+      const payloadFile = stringFlag(args, "payload-file");
+      if ((payloadFile === undefined) === (stringFlag(args, "payload") === undefined)) {
+        throw new UsageError("give exactly one of --payload or --payload-file");
+      }
+      const payload = payloadFile === undefined ? jsonFlag(args, "payload") : parseJson(await readText(payloadFile), "--payload-file");
+      const jwksFile = stringFlag(args, "jwks");
+      const jwks = jwksFile === undefined ? await publishedJwks(context.baseUrl()) : parseJson(await readText(jwksFile), "--jwks");
+      const verified = await verifyReceipt(receipt, {
+        jwks: jwks as JSONWebKeySet,
+        payload,
+        decisionId: stringFlag(args, "decision"),
+        issuer: stringFlag(args, "issuer"),
+      });
+      const { claims } = verified;
+      const text = record({
+        verified: true,
+        approved: verified.approved,
+        decision: claims.sub,
+        outcome: claims.outcome,
+        decided_by: claims.decided_by,
+        decided_at: claims.decided_at,
+        payload_hash: claims.payload_hash,
+        kid: verified.kid,
+      });
+      return { text, json: verified };
     },
   },
   "telemetry send": {

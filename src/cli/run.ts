@@ -1,9 +1,10 @@
 import { ArbiterClient } from "../sdk/client";
 import { ArbiterError } from "../sdk/errors";
+import { ReceiptError } from "../sdk/receipts";
 import { parseArgs, stringFlag, UsageError } from "./args";
-import { COMMANDS } from "./commands";
+import { COMMANDS, type CommandContext } from "./commands";
 
-/** exit codes: 0 done, 1 the API (or the network) refused, 2 the command line was wrong */
+/** exit codes: 0 done, 1 the API (or the network) refused or a receipt did not verify, 2 the command line was wrong */
 export const EXIT_OK = 0;
 export const EXIT_API_ERROR = 1;
 export const EXIT_USAGE = 2;
@@ -25,7 +26,7 @@ export function usage(): string {
     ...lines,
     "",
     "options: --url URL (or ARBITER_URL), --key KEY (or ARBITER_API_KEY), --json (machine-readable output), --help",
-    "exit codes: 0 ok, 1 API error, 2 usage error",
+    "exit codes: 0 ok, 1 API error or receipt refused, 2 usage error",
   ].join("\n");
 }
 
@@ -47,18 +48,36 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stdout(`usage: arbiter ${command.usage}\n`);
       return EXIT_OK;
     }
-    const baseUrl = stringFlag(args, "url") ?? io.env.ARBITER_URL;
-    const apiKey = stringFlag(args, "key") ?? io.env.ARBITER_API_KEY;
-    if (!baseUrl) throw new UsageError("no API address: set ARBITER_URL or pass --url");
-    if (!apiKey) throw new UsageError("no API key: set ARBITER_API_KEY or pass --key");
-    const client = new ArbiterClient({ baseUrl, apiKey, userAgent: "arbiter-cli" });
-    const output = await command.run({ args, client, readText: io.readText });
+    const baseUrl = () => {
+      const url = stringFlag(args, "url") ?? io.env.ARBITER_URL;
+      if (!url) throw new UsageError("no API address: set ARBITER_URL or pass --url");
+      return url;
+    };
+    // Built on first use: a command that works offline (receipts verify --jwks) needs no address or key.
+    let client: ArbiterClient | undefined;
+    const context: CommandContext = {
+      args,
+      readText: io.readText,
+      baseUrl,
+      get client() {
+        if (client) return client;
+        const url = baseUrl();
+        const apiKey = stringFlag(args, "key") ?? io.env.ARBITER_API_KEY;
+        if (!apiKey) throw new UsageError("no API key: set ARBITER_API_KEY or pass --key");
+        return (client = new ArbiterClient({ baseUrl: url, apiKey, userAgent: "arbiter-cli" }));
+      },
+    };
+    const output = await command.run(context);
     io.stdout(`${args.flags.has("json") ? JSON.stringify(output.json, null, 2) : output.text}\n`);
     return EXIT_OK;
   } catch (error) {
     if (error instanceof UsageError) {
       io.stderr(`arbiter: ${error.message}\n${command ? `usage: arbiter ${command.usage}` : "run `arbiter help` for the commands"}\n`);
       return EXIT_USAGE;
+    }
+    if (error instanceof ReceiptError) {
+      io.stderr(`arbiter: receipt refused: ${error.code}: ${error.message}\n`);
+      return EXIT_API_ERROR;
     }
     if (error instanceof ArbiterError) {
       const where = error.status ? `HTTP ${error.status}` : "no answer";

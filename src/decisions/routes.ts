@@ -2,12 +2,14 @@ import type { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { Principal } from "../auth/rbac";
+import type { TokenSigner } from "../auth/tokens";
 import type { AppEnv } from "../http/env";
 import { badRequest, errorResponses } from "../http/errors";
 import { createRouter, defineRoute } from "../http/openapi";
 import { eventJson, followEvents, latestEventId } from "./event-stream";
 import { holdLimiterOf } from "./holds";
 import { decisionJson, presentDecision } from "./present";
+import { decisionReceipt } from "./receipts";
 import {
   ApproveBody,
   CreateDecisionBody,
@@ -20,6 +22,7 @@ import {
   QueuePage,
   QueueQuery,
   ReasonBody,
+  ReceiptSchema,
   RejectBody,
   StreamQuery,
   WaitQuery,
@@ -106,6 +109,16 @@ const read = defineRoute("decisions:read", {
   responses: { 200: json(DecisionSchema, "The decision") },
 });
 
+const receipt = defineRoute("decisions:read", {
+  operationId: "getDecisionReceipt",
+  method: "get",
+  path: "/v1/decisions/{id}/receipt",
+  tags,
+  summary: "The signed receipt of a final decision: a JWS verifiable offline with /.well-known/jwks.json",
+  request: { params: DecisionId },
+  responses: { 200: json(ReceiptSchema, "The receipt"), ...errorResponses(409) },
+});
+
 const action = <P extends "decisions:resolve" | "decisions:escalate" | "decisions:cancel" | "decisions:create">(
   permission: P,
   verb: string,
@@ -140,7 +153,7 @@ const consume = action("decisions:create", "consume", "Mark an approved decision
 
 const principalOf = (c: Context<AppEnv>): Principal => c.get("principal")!;
 
-export function decisionRoutes(deps: DecisionDeps) {
+export function decisionRoutes(deps: DecisionDeps, signer: TokenSigner) {
   const notifier = notifierOf(deps);
   // Replicas with a process-local cache drop their copy when any replica changes a decision.
   notifier.onChange((change) => {
@@ -182,6 +195,7 @@ export function decisionRoutes(deps: DecisionDeps) {
       // The same bytes as c.json(presentDecision(row)), serialised once per row (see decisionJson).
       return c.body(decisionJson(row), 200, { "Content-Type": "application/json", "Cache-Control": "no-store" }) as never;
     })
+    .openapi(receipt, async (c) => c.json(await decisionReceipt(deps, signer, principalOf(c), c.req.valid("param").id), 200))
     .openapi(approve, async (c) => {
       const input = validatedBody<z.infer<typeof ApproveBody>>(c);
       return c.json(presentDecision(await approveDecision(deps, principalOf(c), c.req.valid("param").id, input)), 200);
@@ -224,8 +238,10 @@ export function eventStreamResponse(
     let heartbeat: ReturnType<typeof setInterval> | undefined;
     let end: ReturnType<typeof setTimeout> | undefined;
     try {
-      // Sends the headers at once (some servers hold them until the first byte) and sets the reconnect delay.
-      await sse.write(`retry: ${RECONNECT_MS}\n\n`);
+      // Sends the headers at once (some servers hold them until the first byte), sets the reconnect
+      // delay and the resume point: a client that loses the stream before its first event still
+      // reconnects with a Last-Event-ID, so nothing committed in between is missed.
+      await sse.write(`retry: ${RECONNECT_MS}\nid: ${after}\n\n`);
       heartbeat = setInterval(() => void sse.write(": keep-alive\n\n").catch(() => stop.abort()), HEARTBEAT_MS);
       if (options.endAfterMs !== undefined) end = setTimeout(() => stop.abort(), options.endAfterMs);
       await followEvents(

@@ -176,3 +176,45 @@ export const QueueItemSchema = z
 
 export const DecisionPage = pageSchema(DecisionSchema).openapi("DecisionPage");
 export const QueuePage = pageSchema(QueueItemSchema).openapi("DecisionQueuePage");
+
+/** Who made a final decision, as a signed receipt states it. */
+export const ReceiptDecidedBy = z
+  .discriminatedUnion("type", [
+    z.object({
+      type: z.literal("people"),
+      /** the keys whose verdict settled it: the approvers of the quorum, the rejecter, or the requester that cancelled */
+      people: z.array(z.object({ key_id: z.uuid(), name: z.string().nullable() })),
+    }),
+    z.object({ type: z.literal("policy"), policy_id: z.string(), policy_version: z.number().int() }),
+    z.object({ type: z.literal("timeout") }),
+  ])
+  .openapi("ReceiptDecidedBy");
+
+export const RECEIPT_OUTCOMES = ["approved", "rejected", "expired", "cancelled"] as const;
+
+/** The claims of a decision receipt (the payload of its JWS). */
+export const ReceiptClaimsSchema = z
+  .object({
+    iss: z.string(),
+    sub: z.uuid().openapi({ description: "the decision id" }),
+    iat: z.number().int().openapi({ description: "the decision's resolution time, in seconds" }),
+    kind: z.string(),
+    outcome: z.enum(RECEIPT_OUTCOMES),
+    payload_hash: z.string().openapi({ description: "the effective payload hash: what the requester may act on" }),
+    requested_payload_hash: z.string(),
+    decided_by: ReceiptDecidedBy,
+    quorum: z.object({ required: z.number().int(), approvals: z.number().int() }),
+    requester_key_id: z.uuid(),
+    decided_at: z.string().openapi({ description: "the resolution time, ISO 8601 with milliseconds" }),
+  })
+  .openapi("ReceiptClaims");
+export type ReceiptClaims = z.output<typeof ReceiptClaimsSchema>;
+
+export const ReceiptSchema = z
+  .object({
+    decision_id: z.uuid(),
+    receipt: z.string().openapi({ description: "a compact JWS (typ arbiter-receipt+jwt) verifiable with /.well-known/jwks.json" }),
+    kid: z.string(),
+    claims: ReceiptClaimsSchema.openapi({ description: "the receipt's claims, decoded for convenience: verify the receipt itself" }),
+  })
+  .openapi("DecisionReceipt");

@@ -335,7 +335,10 @@ export async function getDecision(
   return row;
 }
 
-/** Long-poll: answers as soon as the decision leaves pending (on any replica), or after `seconds`. */
+/** How long past a decision's deadline a long-poll waits before reading it again (clock skew between replicas). */
+const EXPIRY_MARGIN_MS = 50;
+
+/** Long-poll: answers as soon as the decision leaves pending (on any replica), at its deadline, or after `seconds`. */
 export async function waitForDecision(
   deps: DecisionDeps,
   principal: Principal,
@@ -356,7 +359,13 @@ export async function waitForDecision(
   try {
     const current = await getDecision(deps, principal, id, { fresh: true });
     if (current.status !== "pending" || seconds === 0) return current;
-    const settled = await waiter.settled;
+    // Waiting stops at the deadline too: the read below then gives the decision its timeout outcome,
+    // whether or not a sweeper has run by then.
+    const untilExpiryMs = current.expiresAt.getTime() - deps.clock.now().getTime();
+    let atExpiry = () => {};
+    const expiry = new Promise<undefined>((resolve) => (atExpiry = () => resolve(undefined)));
+    const expiryTimer = untilExpiryMs < seconds * 1000 ? setTimeout(atExpiry, Math.max(0, untilExpiryMs) + EXPIRY_MARGIN_MS) : undefined;
+    const settled = await Promise.race([waiter.settled, expiry]).finally(() => clearTimeout(expiryTimer));
     return settled && canSee(principal, settled) ? settled : await getDecision(deps, principal, id, { fresh: true });
   } finally {
     waiter.cancel();

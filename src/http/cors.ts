@@ -11,6 +11,7 @@ const REQUEST_HEADERS = [
   "X-Request-Id",
   "traceparent",
   "tracestate",
+  "Mcp-Protocol-Version",
 ];
 /** What it may read of a response besides the CORS-safelisted headers. */
 const EXPOSED_HEADERS = [

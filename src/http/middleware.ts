@@ -36,13 +36,14 @@ export function matchedRoute(c: Parameters<typeof routePath>[0]): string | undef
 /**
  * Answers 503 `request_timeout` (with Retry-After) when a request takes longer than `timeoutMs`, so
  * no caller hangs on a database that stopped answering or a pool waiting to reconnect. Long-polls
- * (`?wait=`) and event streams hold their connection on purpose and have bounds of their own. The
+ * (`?wait=`), MCP tool calls and event streams hold their connection on purpose and have bounds of their own. The
  * work itself is not cancelled: a write may still commit after its caller was told to retry, which
  * is what idempotency keys are for.
  */
 export function requestTimeout(timeoutMs: number): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    if (c.req.path.endsWith("/stream") || c.req.query("wait") !== undefined) return next();
+    // MCP tool calls wait for verdicts as long-polls do, bounded by the tools themselves.
+    if (c.req.path.endsWith("/stream") || c.req.query("wait") !== undefined || c.req.path === "/mcp") return next();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(

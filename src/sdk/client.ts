@@ -1,5 +1,6 @@
 import { DecisionsApi } from "./decisions";
 import { KeysApi, TokensApi } from "./keys";
+import { ReceiptsApi } from "./receipts";
 import { TelemetryApi } from "./telemetry";
 import { type ClientOptions, Transport } from "./transport";
 
@@ -13,13 +14,15 @@ import { type ClientOptions, Transport } from "./transport";
  */
 export class ArbiterClient {
   readonly decisions: DecisionsApi;
+  readonly receipts: ReceiptsApi;
   readonly telemetry: TelemetryApi;
   readonly keys: KeysApi;
   readonly tokens: TokensApi;
 
   constructor(options: ClientOptions) {
     const http = new Transport(options);
-    this.decisions = new DecisionsApi(http);
+    this.receipts = new ReceiptsApi(http);
+    this.decisions = new DecisionsApi(http, this.receipts);
     this.telemetry = new TelemetryApi(http);
     this.keys = new KeysApi(http);
     this.tokens = new TokensApi(http);

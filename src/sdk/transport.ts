@@ -48,7 +48,7 @@ export function parseRetryAfter(value: string | null, nowMs: number): number | u
   return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - nowMs) / 1000));
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortedError());
     const timer = setTimeout(() => {
@@ -123,20 +123,46 @@ export class Transport {
     return `${this.baseUrl}${path}${search}`;
   }
 
+  /**
+   * A streaming GET (Server-Sent Events): the response once its headers arrived. The client's timeout
+   * bounds only the wait for the headers, never the stream; an error answer throws ArbiterError.
+   */
+  async stream(path: string, options: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
+    const connecting = new AbortController();
+    const timer = setTimeout(() => connecting.abort(), this.timeoutMs);
+    const signal = options.signal ? AbortSignal.any([options.signal, connecting.signal]) : connecting.signal;
+    let response: Response;
+    try {
+      const headers = { ...this.headers, Accept: "text/event-stream", ...options.headers };
+      response = await this.fetchImpl(this.url(path, undefined), { method: "GET", headers, signal });
+    } catch (error) {
+      throw this.failure(error, options.signal, connecting.signal);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!response.ok) throw await errorFromResponse(response, parseRetryAfter(response.headers.get("retry-after"), Date.now()));
+    return response;
+  }
+
   private async attempt(url: string, init: RequestInit, options: RequestOptions): Promise<Response> {
     const timeout = AbortSignal.timeout(this.timeoutMs + (options.extraTimeoutMs ?? 0));
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
     try {
       return await this.fetchImpl(url, { ...init, signal });
     } catch (error) {
-      if (options.signal?.aborted) throw abortedError();
-      if (timeout.aborted) throw new ArbiterError({ status: 0, code: "timeout", message: `no answer from ${this.baseUrl} in time` });
-      throw new ArbiterError({
-        status: 0,
-        code: "network_error",
-        message: `could not reach ${this.baseUrl}: ${error instanceof Error ? error.message : String(error)}`,
-      });
+      throw this.failure(error, options.signal, timeout);
     }
+  }
+
+  /** A fetch that threw, as ArbiterError: the caller's abort, the client's timeout, or the network. */
+  private failure(error: unknown, callerSignal: AbortSignal | undefined, timeout: AbortSignal): ArbiterError {
+    if (callerSignal?.aborted) return abortedError();
+    if (timeout.aborted) return new ArbiterError({ status: 0, code: "timeout", message: `no answer from ${this.baseUrl} in time` });
+    return new ArbiterError({
+      status: 0,
+      code: "network_error",
+      message: `could not reach ${this.baseUrl}: ${error instanceof Error ? error.message : String(error)}`,
+    });
   }
 
   /** exponential backoff with ±20 % jitter */

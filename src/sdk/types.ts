@@ -10,7 +10,17 @@ import type {
   RotateKeyBody,
   ServiceTokenSchema,
 } from "../auth/routes";
-import type { ApproveBody, CreateDecisionBody, DecisionSchema, ListQuery, QueueItemSchema, ReasonBody } from "../decisions/schemas";
+import type {
+  ApproveBody,
+  CreateDecisionBody,
+  DecisionEventSchema,
+  DecisionSchema,
+  ListQuery,
+  QueueItemSchema,
+  ReasonBody,
+  ReceiptClaimsSchema,
+  ReceiptSchema,
+} from "../decisions/schemas";
 import type { Snapshot, SnapshotInput, TelemetryBatchAccepted, TelemetryEventInput } from "../telemetry/schemas";
 
 /**
@@ -35,6 +45,9 @@ export type CreateDecisionRequest = z.input<typeof CreateDecisionBody>;
 export type ApproveRequest = z.input<typeof ApproveBody>;
 export type ReasonRequest = z.input<typeof ReasonBody>;
 export type ListDecisionsQuery = PageQuery<typeof ListQuery>;
+export type DecisionEvent = z.output<typeof DecisionEventSchema>;
+export type DecisionReceipt = z.output<typeof ReceiptSchema>;
+export type ReceiptClaims = z.output<typeof ReceiptClaimsSchema>;
 export type PaginationOptions = { limit?: number; cursor?: string };
 
 /** An event to send; `occurred_at` may be a Date (sent as ISO 8601). */

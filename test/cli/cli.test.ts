@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Role } from "../../src/db/schema";
 import { notifierOf } from "../../src/decisions/service";
@@ -115,6 +117,47 @@ describe("decisions", () => {
     const pending = await cli(["decisions", "pending", "--all"], { as: "operator" });
     expect(pending.code).toBe(0);
     expect(pending.stdout).toContain(created.id);
+  });
+});
+
+describe("receipts", () => {
+  test("get pipes into verify; verify works offline with --jwks and refuses another payload or decision", async () => {
+    const decision = await createDecision();
+    await clientAs(t, "operator").decisions.approve(decision.id);
+    const got = await cli(["receipts", "get", decision.id], { as: "service" });
+    expect(got.code).toBe(0);
+    const receipt = got.stdout.trim();
+
+    const online = await cli(["receipts", "verify", "-", "--payload", JSON.stringify(samplePayload), "--decision", decision.id], {
+      as: null,
+      stdin: got.stdout,
+    });
+    expect(online.code).toBe(0);
+    expect(online.stdout).toMatch(/^approved:\s+true$/m);
+    expect(online.stdout).toMatch(/^outcome:\s+approved$/m);
+
+    // Offline: no address and no key, only the saved key set and payload.
+    const dir = mkdtempSync(join(tmpdir(), "arbiter-receipt-"));
+    try {
+      writeFileSync(join(dir, "jwks.json"), JSON.stringify(await (await fetch(`${t.url}/.well-known/jwks.json`)).json()));
+      writeFileSync(join(dir, "payload.json"), JSON.stringify(samplePayload));
+      const offline = (args: string[]) =>
+        cli(["receipts", "verify", receipt, "--jwks", join(dir, "jwks.json"), ...args, "--json"], { as: null, env: { ARBITER_URL: "" } });
+      const verified = await offline(["--payload-file", join(dir, "payload.json")]);
+      expect(verified.code).toBe(0);
+      expect(JSON.parse(verified.stdout)).toMatchObject({ approved: true, claims: { sub: decision.id, outcome: "approved" } });
+
+      const tampered = await offline(["--payload", JSON.stringify({ ...samplePayload, version: "9.9.9" })]);
+      expect(tampered.code).toBe(1);
+      expect(tampered.stderr).toContain("payload_mismatch");
+      const otherDecision = await offline(["--payload-file", join(dir, "payload.json"), "--decision", crypto.randomUUID()]);
+      expect(otherDecision.code).toBe(1);
+      expect(otherDecision.stderr).toContain("wrong_decision");
+      const noPayload = await offline([]);
+      expect(noPayload.code).toBe(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -256,6 +256,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/decisions/{id}/receipt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The signed receipt of a final decision: a JWS verifiable offline with /.well-known/jwks.json */
+        get: operations["getDecisionReceipt"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/decisions/{id}/approve": {
         parameters: {
             query?: never;
@@ -621,6 +638,57 @@ export interface components {
             };
             created_at: string;
             decision: components["schemas"]["Decision"] & (Record<string, never> | null);
+        };
+        DecisionReceipt: {
+            /** Format: uuid */
+            decision_id: string;
+            /** @description a compact JWS (typ arbiter-receipt+jwt) verifiable with /.well-known/jwks.json */
+            receipt: string;
+            kid: string;
+            claims: components["schemas"]["ReceiptClaims"];
+        };
+        /** @description the receipt's claims, decoded for convenience: verify the receipt itself */
+        ReceiptClaims: {
+            iss: string;
+            /**
+             * Format: uuid
+             * @description the decision id
+             */
+            sub: string;
+            /** @description the decision's resolution time, in seconds */
+            iat: number;
+            kind: string;
+            /** @enum {string} */
+            outcome: "approved" | "rejected" | "expired" | "cancelled";
+            /** @description the effective payload hash: what the requester may act on */
+            payload_hash: string;
+            requested_payload_hash: string;
+            decided_by: components["schemas"]["ReceiptDecidedBy"];
+            quorum: {
+                required: number;
+                approvals: number;
+            };
+            /** Format: uuid */
+            requester_key_id: string;
+            /** @description the resolution time, ISO 8601 with milliseconds */
+            decided_at: string;
+        };
+        ReceiptDecidedBy: {
+            /** @enum {string} */
+            type: "people";
+            people: {
+                /** Format: uuid */
+                key_id: string;
+                name: string | null;
+            }[];
+        } | {
+            /** @enum {string} */
+            type: "policy";
+            policy_id: string;
+            policy_version: number;
+        } | {
+            /** @enum {string} */
+            type: "timeout";
         };
         ApproveDecision: {
             reason?: string;
@@ -2159,6 +2227,100 @@ export interface operations {
             };
             /** @description Not found (or not yours to see) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error; quote the request id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable or the request timed out; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getDecisionReceipt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The receipt */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DecisionReceipt"];
+                };
+            };
+            /** @description Invalid request (validation details name each field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated, but not permitted */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -21,7 +21,8 @@ afterAll(() => t.close());
 
 /** Hono's `/a/:id` (optionally `:id{regex}`) as OpenAPI's `/a/{id}`. */
 const toOpenApiPath = (path: string) => path.replace(/:([A-Za-z0-9_]+)(\{[^}]*\})?/g, "{$1}");
-const UNDOCUMENTED = new Set(["/openapi.json", "/docs"]);
+/** The document itself, its viewer, and the MCP endpoint: one JSON-RPC URL whose tools docs/agents.md describes, not REST operations. */
+const UNDOCUMENTED = new Set(["/openapi.json", "/docs", "/mcp"]);
 /** The operator console's HTML pages and forms are for browsers, not part of the API. */
 const isConsolePage = (path: string) => path === "/console" || path.startsWith("/console/");
 

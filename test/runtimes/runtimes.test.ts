@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { generateApiKey } from "../../src/auth/key-format";
+import { type JSONWebKeySet, verifyReceipt } from "../../src/sdk";
 import { type ArbiterProcess, spawnArbiter, tempDir, waitFor, within } from "../foundation/support";
 import { createScratchDatabase } from "../helpers/db";
 import { parseExposition, type Sample, total } from "../observability/exposition";
@@ -52,6 +55,7 @@ for (const runtime of RUNTIMES) {
     let dropDatabase: (() => Promise<void>) | undefined;
     let base: URL;
     const keys: Record<"service" | "operator", { id: string; key: string }> = {} as never;
+    let approvedId: string;
 
     const call = (path: string, init: { key?: string; method?: string; json?: unknown } = {}) =>
       fetch(new URL(path, base), {
@@ -135,6 +139,27 @@ for (const runtime of RUNTIMES) {
       const answer = await within(waiting, 15_000, "the long-poll answer");
       expect(answer.status).toBe(200);
       expect(((await answer.json()) as { status: string }).status).toBe("approved");
+      approvedId = decision.id;
+    });
+
+    test("agents: over MCP (the official SDK's client) the approved decision comes with a receipt that verifies", async () => {
+      const mcp = new Client({ name: "runtime-check", version: "1.0.0" });
+      await mcp.connect(
+        new StreamableHTTPClientTransport(new URL("/mcp", base), { requestInit: { headers: { "X-API-Key": keys.service.key } } }),
+      );
+      try {
+        const answer = await mcp.callTool({ name: "get_decision", arguments: { id: approvedId } });
+        const result = answer.structuredContent as { approved: boolean; receipt: string };
+        expect(result.approved).toBe(true);
+        const jwks = (await (await call("/.well-known/jwks.json")).json()) as JSONWebKeySet;
+        const verified = await verifyReceipt(result.receipt, { jwks, payload: { runtime: runtime.name }, decisionId: approvedId });
+        expect(verified.claims.decided_by).toEqual({
+          type: "people",
+          people: [{ key_id: keys.operator.id, name: `${runtime.name}-operator` }],
+        });
+      } finally {
+        await mcp.close();
+      }
     });
 
     test("telemetry: a batch of events is ingested", async () => {
