@@ -21,6 +21,7 @@ import { requestLogger, requestTimeout } from "./http/middleware";
 import { httpMetrics } from "./observability/http-metrics";
 import { metricsRoutes, metricsTokenAccess } from "./observability/metrics-routes";
 import { traceContext } from "./observability/trace-context";
+import { peopleRoutes } from "./people/routes";
 import { telemetryRoutes } from "./telemetry/routes";
 
 /**
@@ -59,6 +60,7 @@ export function createApp(deps: AppDeps) {
   app.use("/metrics", metricsTokenAccess(deps.config.METRICS_TOKEN, deps.metrics));
   app.use("/metrics", authenticate(auth.guard));
   app.route("/", authRoutes(auth));
+  app.route("/", peopleRoutes(auth));
 
   app.route("/", healthRoutes(deps));
   app.route("/", decisionRoutes(deps));

@@ -32,6 +32,11 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
 export interface Principal {
   keyId: string;
   keyName: string;
+  /**
+   * The person behind the key (its operator), or the key itself when it is no person's: quorum
+   * and the requester's exclusion are decided on this, so one person's keys count once.
+   */
+  personId: string;
   role: Role;
   permissions: ReadonlySet<Permission>;
   /** how the caller authenticated; `tokenId` is the JWT's jti */

@@ -96,6 +96,7 @@ export function createVerifier(deps: {
   const principalFor = (row: ApiKeyRow, permissions: Set<Permission>, tokenId?: string): Principal => ({
     keyId: row.id,
     keyName: row.name,
+    personId: row.operatorId ?? row.id,
     role: row.role,
     permissions,
     via: tokenId ? "token" : "api_key",

@@ -34,6 +34,34 @@ export const SEVERITIES = ["debug", "info", "warn", "error", "critical"] as cons
 const inList = (column: string, values: readonly string[]) => sql.raw(`${column} in (${values.map((v) => `'${v}'`).join(", ")})`);
 
 // ── Identity ────────────────────────────────────────────────────────────────────────────────────
+/**
+ * People. A person owns API keys (and through them console sessions); quorum counts people, not
+ * keys, so two keys of one person never make two approvals. `role` caps what their keys may hold.
+ */
+export const operators = pgTable(
+  "operators",
+  {
+    id: uuid("id").primaryKey(),
+    name: text("name").notNull(),
+    /** lower-cased; where email approvals are sent */
+    email: text("email"),
+    /** Slack member id (U…/W…), to map a Slack user acting on a message to a person */
+    slackUserId: text("slack_user_id"),
+    role: text("role", { enum: ROLES }).notNull(),
+    createdBy: uuid("created_by"),
+    createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+    /** a disabled person's keys are revoked with it and no new key can be given to them */
+    disabledAt: ts("disabled_at"),
+  },
+  (t) => [
+    index("operators_created_at_id_idx").on(t.createdAt, t.id),
+    uniqueIndex("operators_email_key").on(t.email),
+    uniqueIndex("operators_slack_user_id_key").on(t.slackUserId),
+    check("operators_role_check", inList("role", ROLES)),
+  ],
+);
+
 export const apiKeys = pgTable(
   "api_keys",
   {
@@ -48,6 +76,8 @@ export const apiKeys = pgTable(
     permissions: text("permissions").array(),
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
     createdBy: uuid("created_by"),
+    /** the person who holds the key; null for a key that is not a person's (a service) */
+    operatorId: uuid("operator_id").references(() => operators.id),
     /** set on the key that replaced another through rotation */
     rotatedFrom: uuid("rotated_from"),
     createdAt: createdAt(),
@@ -58,6 +88,7 @@ export const apiKeys = pgTable(
   (t) => [
     uniqueIndex("api_keys_key_hash_key").on(t.keyHash),
     index("api_keys_created_at_id_idx").on(t.createdAt, t.id),
+    index("api_keys_operator_id_idx").on(t.operatorId),
     check("api_keys_role_check", inList("role", ROLES)),
   ],
 );
@@ -144,9 +175,13 @@ export const decisions = pgTable(
     status: text("status", { enum: DECISION_STATUSES }).notNull().default("pending"),
     escalationLevel: smallint("escalation_level").notNull().default(0),
     requiredApprovals: smallint("required_approvals").notNull().default(1),
-    /** distinct key ids that approved so far (quorum) */
+    /** the keys that approved so far, in order */
     approvals: uuid("approvals").array().notNull().default(sql`'{}'::uuid[]`),
+    /** the distinct people (a key's operator, or the key itself when it has none) behind `approvals`: the quorum */
+    approverPeople: uuid("approver_people").array().notNull().default(sql`'{}'::uuid[]`),
     requesterKeyId: uuid("requester_key_id").notNull(),
+    /** the requester's person, who may never approve the decision with any of their keys */
+    requesterPersonId: uuid("requester_person_id").notNull(),
     resolvedBy: uuid("resolved_by"),
     resolutionReason: text("resolution_reason"),
     /** an operator's edited payload, when approved with edits */
@@ -282,4 +317,5 @@ export type DecisionStatus = (typeof DECISION_STATUSES)[number];
 export type DecisionPriority = (typeof DECISION_PRIORITIES)[number];
 export type Severity = (typeof SEVERITIES)[number];
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
+export type OperatorRow = typeof operators.$inferSelect;
 export type DecisionRow = typeof decisions.$inferSelect;

@@ -121,8 +121,12 @@ export const DecisionSchema = z
     status: z.enum(DECISION_STATUSES),
     escalation_level: z.number().int(),
     required_approvals: z.number().int(),
-    approvals: z.array(z.uuid()),
+    approvals: z.array(z.uuid()).openapi({ description: "the keys that approved, in order" }),
+    approver_people: z
+      .array(z.uuid())
+      .openapi({ description: "the distinct people behind those approvals (a key's operator, else the key): the quorum count" }),
     requester_key_id: z.uuid(),
+    requester_person_id: z.uuid().openapi({ description: "the requester's person (or key); none of their keys may approve" }),
     resolved_by: z.uuid().nullable(),
     resolution_reason: z.string().nullable(),
     approved_payload: z.unknown().nullable(),

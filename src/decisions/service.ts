@@ -219,6 +219,7 @@ export async function createDecision(
     priority: input.priority,
     requiredApprovals: input.required_approvals,
     requesterKeyId: principal.keyId,
+    requesterPersonId: principal.personId,
     onTimeout: input.on_timeout,
     callbackUrl: input.callback_url ?? null,
     idempotencyKey: idempotencyKey ?? null,
@@ -474,15 +475,17 @@ export async function approveDecision(
   input: { reason?: string | undefined; payload?: unknown },
 ): Promise<DecisionRow> {
   const me = principal.keyId;
+  const person = principal.personId;
   const now = deps.clock.now();
   const edited = input.payload !== undefined;
   const editedHash = edited ? boundedPayloadHash(deps.config, input.payload) : undefined;
-  const quorumReached = sql`cardinality(${decisions.approvals}) + 1 >= ${decisions.requiredApprovals}`;
+  const quorumReached = sql`cardinality(${decisions.approverPeople}) + 1 >= ${decisions.requiredApprovals}`;
   const conditions = [
     ...pendingAndLive(now),
     ...resolvableBy(principal),
     sql`${decisions.requesterKeyId} <> ${me}::uuid`,
-    sql`not (${me}::uuid = any(${decisions.approvals}))`,
+    sql`${decisions.requesterPersonId} <> ${person}::uuid`,
+    sql`not (${person}::uuid = any(${decisions.approverPeople}))`,
     ...(edited ? [eq(decisions.requiredApprovals, 1)] : []),
   ];
   const row = await applyTransition(
@@ -491,6 +494,7 @@ export async function approveDecision(
     conditions,
     {
       approvals: sql`array_append(${decisions.approvals}, ${me}::uuid)`,
+      approverPeople: sql`array_append(${decisions.approverPeople}, ${person}::uuid)`,
       status: sql`case when ${quorumReached} then 'approved' else 'pending' end`,
       resolvedAt: sql`case when ${quorumReached} then ${now.toISOString()}::timestamptz end`,
       resolvedBy: sql`case when ${quorumReached} then ${me}::uuid end`,
@@ -503,7 +507,8 @@ export async function approveDecision(
       fromStatus: "pending",
       reason: input.reason ?? null,
       // The audit trail keeps both versions when an operator approves with edits.
-      data: sql`jsonb_build_object('approvals', cardinality(updated.approvals), 'required_approvals', updated.required_approvals,
+      data: sql`jsonb_build_object('approvals', cardinality(updated.approver_people), 'person_id', ${person}::uuid,
+                                   'required_approvals', updated.required_approvals,
                                    'payload_hash', updated.payload_hash)
                 || ${JSON.stringify(edited ? { edited_payload: input.payload, edited_payload_hash: editedHash } : {})}::jsonb`,
     },
@@ -511,11 +516,17 @@ export async function approveDecision(
   if (row) return row;
   throw await refusal(deps, principal, id, (current) => {
     if (current.status !== "pending") return notPending(current);
-    if (current.requesterKeyId === me) return new ApiError(403, "self_approval_forbidden", "the requester cannot approve its own decision");
+    if (current.requesterKeyId === me || current.requesterPersonId === person) {
+      return new ApiError(403, "self_approval_forbidden", "the requester (any key of the same person) cannot approve its own decision");
+    }
     const escalated = escalatedRefusal(principal, current);
     if (escalated) return escalated;
-    if (current.approvals.includes(me))
-      return conflict("already_approved", "you already approved this decision; quorum needs distinct approvers");
+    if (current.approverPeople.includes(person)) {
+      return conflict(
+        "already_approved",
+        "you (with this or another of your keys) already approved this decision; quorum needs distinct people",
+      );
+    }
     if (edited && current.requiredApprovals > 1) {
       return new ApiError(422, "edits_require_single_approval", "a decision that needs several approvals cannot be approved with edits");
     }
