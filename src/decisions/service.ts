@@ -517,7 +517,11 @@ export async function approveDecision(
   throw await refusal(deps, principal, id, (current) => {
     if (current.status !== "pending") return notPending(current);
     if (current.requesterKeyId === me || current.requesterPersonId === person) {
-      return new ApiError(403, "self_approval_forbidden", "the requester (any key of the same person) cannot approve its own decision");
+      return new ApiError(
+        403,
+        "self_approval_forbidden",
+        "the requester cannot approve its own decision, with this or any other of its keys",
+      );
     }
     const escalated = escalatedRefusal(principal, current);
     if (escalated) return escalated;

@@ -62,7 +62,7 @@ export const ListOperatorsQuery = PaginationQuery.extend({
   status: z.enum(OPERATOR_STATUSES).optional(),
 });
 export const AssignKeyBody = z.strictObject({ key_id: z.uuid() });
-const DisabledOperatorSchema = OperatorSchema.extend({
+export const DisabledOperatorSchema = OperatorSchema.extend({
   revoked_key_ids: z.array(z.uuid()).describe("the person's keys revoked with it"),
 });
 

@@ -11,6 +11,7 @@ import type {
   ServiceTokenSchema,
 } from "../auth/routes";
 import type { ApproveBody, CreateDecisionBody, DecisionSchema, ListQuery, QueueItemSchema, ReasonBody } from "../decisions/schemas";
+import type { CreateOperatorBody, DisabledOperatorSchema, ListOperatorsQuery, OperatorSchema, UpdateOperatorBody } from "../people/routes";
 import type { Snapshot, SnapshotInput, TelemetryBatchAccepted, TelemetryEventInput } from "../telemetry/schemas";
 
 /**
@@ -52,3 +53,9 @@ export type ListKeysOptions = PageQuery<typeof ListKeysQuery>;
 export type IssueTokenRequest = z.input<typeof IssueTokenBody>;
 export type ServiceToken = z.output<typeof ServiceTokenSchema>;
 export type RevokedToken = z.output<typeof RevokedTokenSchema>;
+
+export type Operator = z.output<typeof OperatorSchema>;
+export type DisabledOperator = z.output<typeof DisabledOperatorSchema>;
+export type CreateOperatorRequest = z.input<typeof CreateOperatorBody>;
+export type UpdateOperatorRequest = z.input<typeof UpdateOperatorBody>;
+export type ListOperatorsOptions = PageQuery<typeof ListOperatorsQuery>;
