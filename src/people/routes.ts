@@ -56,7 +56,8 @@ export const UpdateOperatorBody = z
     email: Email.nullable().optional().describe("null clears it"),
     slack_user_id: SlackUserId.nullable().optional().describe("null clears it"),
   })
-  .refine((body) => Object.values(body).some((value) => value !== undefined), "give at least one field to change");
+  .refine((body) => Object.values(body).some((value) => value !== undefined), "give at least one field to change")
+  .openapi({ minProperties: 1, example: { name: "Ada King", slack_user_id: null } });
 export const ListOperatorsQuery = PaginationQuery.extend({
   role: z.enum(ROLES).optional(),
   status: z.enum(OPERATOR_STATUSES).optional(),
