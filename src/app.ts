@@ -18,6 +18,7 @@ import { corsPolicy } from "./http/cors";
 import type { AppEnv } from "./http/env";
 import { ApiError, errorBody, errorResponse } from "./http/errors";
 import { requestLogger, requestTimeout } from "./http/middleware";
+import { integrationRoutes, notificationRoutes } from "./notify/routes";
 import { httpMetrics } from "./observability/http-metrics";
 import { metricsRoutes, metricsTokenAccess } from "./observability/metrics-routes";
 import { traceContext } from "./observability/trace-context";
@@ -61,6 +62,9 @@ export function createApp(deps: AppDeps) {
   app.use("/metrics", authenticate(auth.guard));
   app.route("/", authRoutes(auth));
   app.route("/", peopleRoutes(auth));
+  app.route("/", notificationRoutes(auth));
+  // Slack interactions and email action links: authenticated by their own signatures, not by keys.
+  app.route("/", integrationRoutes(auth));
 
   app.route("/", healthRoutes(deps));
   app.route("/", decisionRoutes(deps));

@@ -18,6 +18,8 @@ export const AUTH_ACTIONS = [
   "operator.create",
   "operator.update",
   "operator.disable",
+  "route.create",
+  "route.update",
 ] as const;
 export type AuthAction = (typeof AUTH_ACTIONS)[number];
 

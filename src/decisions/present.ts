@@ -17,6 +17,8 @@ export function presentDecision(row: DecisionRow) {
     approver_people: row.approverPeople,
     requester_key_id: row.requesterKeyId,
     requester_person_id: row.requesterPersonId,
+    escalate_after: row.escalateAfterSeconds ?? null,
+    escalated_at: row.escalatedAt?.toISOString() ?? null,
     resolved_by: row.resolvedBy,
     resolution_reason: row.resolutionReason,
     approved_payload: row.approvedPayload ?? null,

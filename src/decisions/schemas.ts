@@ -48,6 +48,13 @@ export const CreateDecisionBody = z
     expires_in: z.number().int().min(1).optional(),
     on_timeout: z.enum(TIMEOUT_ACTIONS).default("reject"),
     callback_url: z.string().max(2048).optional(),
+    escalate_after: z
+      .number()
+      .int()
+      .min(10)
+      .max(30 * 86_400)
+      .optional()
+      .openapi({ description: "seconds: when nobody decided within this long (of creation, then of each escalation), escalate one level" }),
   })
   .strict()
   .openapi("CreateDecision");
@@ -127,6 +134,8 @@ export const DecisionSchema = z
       .openapi({ description: "the distinct people behind those approvals (a key's operator, else the key): the quorum count" }),
     requester_key_id: z.uuid(),
     requester_person_id: z.uuid().openapi({ description: "the requester's person (or key); none of their keys may approve" }),
+    escalate_after: z.number().int().nullable(),
+    escalated_at: z.string().nullable(),
     resolved_by: z.uuid().nullable(),
     resolution_reason: z.string().nullable(),
     approved_payload: z.unknown().nullable(),

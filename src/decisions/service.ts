@@ -1,10 +1,19 @@
-import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, ne, SQL, type SQLWrapper, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, inArray, isNull, lt, lte, ne, SQL, type SQLWrapper, sql } from "drizzle-orm";
 import type { Principal } from "../auth/rbac";
 import { sha256Hex } from "../crypto/hash";
 import { type Database, type DatabaseHandle, rowsOf } from "../db/client";
 import { isUuid, uuidv7 } from "../db/ids";
 import { rowFromDriver } from "../db/rows";
-import { type DecisionRow, type DecisionStatus, decisionEvents, decisions, pendingDecisions, webhookDeliveries } from "../db/schema";
+import {
+  DECISION_PRIORITIES,
+  type DecisionRow,
+  type DecisionStatus,
+  decisionEvents,
+  decisions,
+  notificationRoutes,
+  pendingDecisions,
+  webhookDeliveries,
+} from "../db/schema";
 import type { AppDeps } from "../deps";
 import { ApiError, badRequest, conflict, notFound } from "../http/errors";
 import { afterCursor, decodeCursor, encodeCursor, toPage } from "../http/pagination";
@@ -39,7 +48,7 @@ export type DecisionEventType =
 const TERMINAL: ReadonlySet<DecisionStatus> = new Set(["approved", "rejected", "expired", "cancelled"]);
 export const decisionCacheKey = (id: string) => `decision:${id}`;
 const DECISION_CACHE_LABELS = { "cache.name": "decision" };
-const DATE_FIELDS = ["createdAt", "updatedAt", "expiresAt", "resolvedAt", "consumedAt"] as const;
+const DATE_FIELDS = ["createdAt", "updatedAt", "expiresAt", "resolvedAt", "consumedAt", "escalatedAt"] as const;
 
 export const notifierOf = (deps: DecisionDeps): DecisionNotifier =>
   decisionNotifier(deps.database, (id) => loadDecision(deps.database.db, id), deps.logger);
@@ -222,6 +231,7 @@ export async function createDecision(
     requesterPersonId: principal.personId,
     onTimeout: input.on_timeout,
     callbackUrl: input.callback_url ?? null,
+    escalateAfterSeconds: input.escalate_after ?? null,
     idempotencyKey: idempotencyKey ?? null,
     requestHash,
     createdAt: now,
@@ -564,7 +574,7 @@ export async function escalateDecision(
     deps,
     id,
     [...pendingAndLive(now), lt(decisions.escalationLevel, MAX_ESCALATION_LEVEL)],
-    { escalationLevel: sql`${decisions.escalationLevel} + 1` },
+    { escalationLevel: sql`${decisions.escalationLevel} + 1`, escalatedAt: now },
     {
       type: "escalated",
       actorKeyId: principal.keyId,
@@ -661,6 +671,7 @@ export async function settleOverdue(deps: DecisionDeps, options: { ids?: string[
       const set: DecisionUpdate = escalate
         ? {
             escalationLevel: current.escalationLevel + 1,
+            escalatedAt: now,
             expiresAt: new Date(current.expiresAt.getTime() + (await originalWindowMs(tx, current))),
           }
         : {
@@ -685,6 +696,62 @@ export async function settleOverdue(deps: DecisionDeps, options: { ids?: string[
   });
   for (const changed of settled) await afterChange(deps, changed, "pending");
   return settled.length;
+}
+
+/**
+ * The escalation deadline of a pending decision in seconds: its own `escalate_after`, else the
+ * shortest `escalate_after_seconds` of the enabled notification routes told about it at its current
+ * level; null when neither sets one.
+ */
+const escalationDeadlineSeconds = sql`coalesce(${decisions.escalateAfterSeconds}, (
+  select min(r.escalate_after_seconds) from ${notificationRoutes} r
+  where r.enabled and r.level = ${decisions.escalationLevel}
+    and (r.kinds is null or ${decisions.kind} = any(r.kinds))
+    and (r.min_priority is null or array_position(${sql.raw(`array[${DECISION_PRIORITIES.map((p) => `'${p}'`).join(", ")}]`)}, ${decisions.priority})
+                                   >= array_position(${sql.raw(`array[${DECISION_PRIORITIES.map((p) => `'${p}'`).join(", ")}]`)}, r.min_priority))))`;
+
+/**
+ * Escalates pending decisions nobody decided within their escalation deadline (counted from creation,
+ * then from the last escalation) by one level, up to the highest; each escalation is an `escalated`
+ * audit row with no actor, which tells the next level's notification routes. Safe with several
+ * replicas (SKIP LOCKED). Expiry and its on_timeout still apply as before.
+ */
+export async function escalateOnDeadline(deps: DecisionDeps): Promise<number> {
+  const now = deps.clock.now();
+  const escalated: Changed[] = [];
+  await deps.database.db.transaction(async (tx) => {
+    const due = await tx
+      .select({ id: decisions.id, deadline: sql<number>`${escalationDeadlineSeconds}`.mapWith(Number) })
+      .from(decisions)
+      .where(
+        and(
+          eq(decisions.status, "pending"),
+          gt(decisions.expiresAt, now),
+          lt(decisions.escalationLevel, MAX_ESCALATION_LEVEL),
+          sql`coalesce(${decisions.escalatedAt}, ${decisions.createdAt}) + make_interval(secs => ${escalationDeadlineSeconds}) <= ${now.toISOString()}::timestamptz`,
+        ),
+      )
+      .orderBy(asc(decisions.createdAt))
+      .limit(deps.config.DECISION_SWEEP_BATCH_SIZE)
+      .for("update", { skipLocked: true });
+    for (const { id, deadline } of due) {
+      const update = tx
+        .update(decisions)
+        .set({ escalationLevel: sql`${decisions.escalationLevel} + 1`, escalatedAt: now, updatedAt: now })
+        .where(eq(decisions.id, id))
+        .returning();
+      const change = {
+        type: "escalated",
+        actorKeyId: null,
+        fromStatus: "pending",
+        reason: `no verdict within ${deadline} s`,
+        data: sql`jsonb_build_object('level', updated.escalation_level, 'automatic', true, 'escalate_after', ${deadline}::int)`,
+      } as const;
+      escalated.push(changedRow(await tx.execute(changeStatement(update, change, now)))!);
+    }
+  });
+  for (const changed of escalated) await afterChange(deps, changed, "pending");
+  return escalated.length;
 }
 
 /** The window the decision was created with (kept in its audit trail), for escalate-on-timeout. */
