@@ -57,5 +57,6 @@ CREATE UNIQUE INDEX "notification_deliveries_once" ON "notification_deliveries" 
 CREATE INDEX "notification_deliveries_decision_idx" ON "notification_deliveries" USING btree ("decision_id","created_at");--> statement-breakpoint
 CREATE INDEX "notification_deliveries_due_idx" ON "notification_deliveries" USING btree ("next_attempt_at") WHERE status = 'pending';--> statement-breakpoint
 CREATE INDEX "notification_routes_level_idx" ON "notification_routes" USING btree ("level");--> statement-breakpoint
--- Notifications start from now: decisions already in the audit trail are not announced again.
-INSERT INTO "notification_cursor" ("id", "last_event_id") SELECT 1, coalesce(max("id"), 0) FROM "decision_events";
+-- An upgraded database starts notifying from now: decisions already in its audit trail are not announced
+-- again. A new one has no row (and no application rows to restore over); its dispatcher starts at its first event.
+INSERT INTO "notification_cursor" ("id", "last_event_id") SELECT 1, max("id") FROM "decision_events" HAVING count(*) > 0;

@@ -81,6 +81,8 @@ async function requestsFor(
 export async function dispatchNotificationEvents(deps: DispatchDeps): Promise<number> {
   const batch = deps.batchSize ?? 500;
   return deps.db.transaction(async (tx) => {
+    // No row yet: a new database, read from its first event.
+    await tx.insert(notificationCursor).values({ id: 1, lastEventId: 0 }).onConflictDoNothing();
     const [cursor] = await tx.select().from(notificationCursor).where(eq(notificationCursor.id, 1)).for("update", { skipLocked: true });
     if (!cursor) return 0;
     const events = await tx

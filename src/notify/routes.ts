@@ -73,7 +73,17 @@ export const CreateRouteBody = z
     escalate_after_seconds: RouteFields.escalate_after_seconds.optional(),
     enabled: RouteFields.enabled.default(true),
   })
-  .openapi("CreateNotificationRoute");
+  .openapi("CreateNotificationRoute", {
+    example: {
+      name: "payments on-call",
+      kinds: ["refund"],
+      min_priority: "high",
+      level: 0,
+      targets: [{ type: "slack_channel", channel: "#payments-approvals" }],
+      escalate_after_seconds: 900,
+      enabled: true,
+    },
+  });
 export const UpdateRouteBody = z
   .strictObject({
     name: RouteFields.name.optional(),
