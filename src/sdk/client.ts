@@ -1,5 +1,6 @@
 import { DecisionsApi } from "./decisions";
 import { KeysApi, TokensApi } from "./keys";
+import { NotificationsApi } from "./notifications";
 import { OperatorsApi } from "./operators";
 import { TelemetryApi } from "./telemetry";
 import { type ClientOptions, Transport } from "./transport";
@@ -18,6 +19,7 @@ export class ArbiterClient {
   readonly keys: KeysApi;
   readonly tokens: TokensApi;
   readonly operators: OperatorsApi;
+  readonly notifications: NotificationsApi;
 
   constructor(options: ClientOptions) {
     const http = new Transport(options);
@@ -26,5 +28,6 @@ export class ArbiterClient {
     this.keys = new KeysApi(http);
     this.tokens = new TokensApi(http);
     this.operators = new OperatorsApi(http);
+    this.notifications = new NotificationsApi(http);
   }
 }

@@ -11,6 +11,7 @@ import type {
   ServiceTokenSchema,
 } from "../auth/routes";
 import type { ApproveBody, CreateDecisionBody, DecisionSchema, ListQuery, QueueItemSchema, ReasonBody } from "../decisions/schemas";
+import type { CreateRouteBody, NotificationDeliverySchema, NotificationRouteSchema, UpdateRouteBody } from "../notify/routes";
 import type { CreateOperatorBody, DisabledOperatorSchema, ListOperatorsQuery, OperatorSchema, UpdateOperatorBody } from "../people/routes";
 import type { Snapshot, SnapshotInput, TelemetryBatchAccepted, TelemetryEventInput } from "../telemetry/schemas";
 
@@ -59,3 +60,8 @@ export type DisabledOperator = z.output<typeof DisabledOperatorSchema>;
 export type CreateOperatorRequest = z.input<typeof CreateOperatorBody>;
 export type UpdateOperatorRequest = z.input<typeof UpdateOperatorBody>;
 export type ListOperatorsOptions = PageQuery<typeof ListOperatorsQuery>;
+
+export type NotificationRoute = z.output<typeof NotificationRouteSchema>;
+export type NotificationDelivery = z.output<typeof NotificationDeliverySchema>;
+export type CreateNotificationRouteRequest = z.input<typeof CreateRouteBody>;
+export type UpdateNotificationRouteRequest = z.input<typeof UpdateRouteBody>;

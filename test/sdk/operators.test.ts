@@ -43,4 +43,22 @@ describe("SDK: operators", () => {
     expect(disabled.revoked_key_ids.sort()).toEqual([laptop.id, ci.id].sort());
     expect((await admin.operators.get(person.id)).status).toBe("disabled");
   });
+
+  test("notification routes: create, page through, disable; a decision's delivery log", async () => {
+    const admin = clientAs(t, "admin");
+    const route = await admin.notifications.createRoute({
+      name: "sdk route",
+      kinds: ["sdk.kind"],
+      targets: [{ type: "slack_channel", channel: "#sdk" }],
+      escalate_after_seconds: 600,
+    });
+    expect(route).toMatchObject({ level: 0, enabled: true, min_priority: null, escalate_after_seconds: 600 });
+    const ids: string[] = [];
+    for await (const item of admin.notifications.allRoutes({ limit: 1 })) ids.push(item.id);
+    expect(ids).toContain(route.id);
+    expect((await admin.notifications.updateRoute(route.id, { enabled: false })).enabled).toBe(false);
+    const decision = await clientAs(t, "service").decisions.create({ kind: "sdk.kind", title: "logged", payload: {} });
+    // No Slack or SMTP is configured here: nothing is queued, and the log says so.
+    expect(await admin.notifications.deliveries(decision.id)).toEqual([]);
+  });
 });
