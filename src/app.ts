@@ -19,9 +19,11 @@ import type { AppEnv } from "./http/env";
 import { ApiError, errorBody, errorResponse } from "./http/errors";
 import { requestLogger, requestTimeout } from "./http/middleware";
 import { MCP_PATH, mcpRoutes } from "./mcp/routes";
+import { integrationRoutes, notificationRoutes } from "./notify/routes";
 import { httpMetrics } from "./observability/http-metrics";
 import { metricsRoutes, metricsTokenAccess } from "./observability/metrics-routes";
 import { traceContext } from "./observability/trace-context";
+import { peopleRoutes } from "./people/routes";
 import { telemetryRoutes } from "./telemetry/routes";
 
 /**
@@ -60,6 +62,10 @@ export function createApp(deps: AppDeps) {
   app.use("/metrics", metricsTokenAccess(deps.config.METRICS_TOKEN, deps.metrics));
   app.use("/metrics", authenticate(auth.guard));
   app.route("/", authRoutes(auth));
+  app.route("/", peopleRoutes(auth));
+  app.route("/", notificationRoutes(auth));
+  // Slack interactions and email action links: authenticated by their own signatures, not by keys.
+  app.route("/", integrationRoutes(auth));
 
   app.route("/", healthRoutes(deps));
   app.route("/", decisionRoutes(deps, auth.signer));

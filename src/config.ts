@@ -138,6 +138,24 @@ export const configSchema = z
     WEBHOOK_BACKOFF_BASE_MS: positiveInt.max(3_600_000).default(2_000),
     WEBHOOK_TIMEOUT_MS: positiveInt.max(60_000).default(5_000),
     WEBHOOK_POLL_INTERVAL_MS: positiveInt.max(3_600_000).default(1_000),
+    // Notifications (Slack, email) and escalation deadlines.
+    /** the address people reach this server at (console links in Slack, action links in email); e.g. https://arbiter.example */
+    PUBLIC_URL: optionalUrl(["https:", "http:"]),
+    /** a Slack bot token (xoxb-…) with chat:write; without it Slack targets are skipped (and logged) */
+    SLACK_BOT_TOKEN: z.string().trim().min(1).optional(),
+    /** verifies X-Slack-Signature on the interactions endpoint; without it the endpoint answers 404 */
+    SLACK_SIGNING_SECRET: z.string().trim().min(16, "must be at least 16 characters").optional(),
+    SLACK_API_URL: optionalUrl(["https:", "http:"]).default("https://slack.com/api/"),
+    /** SMTP server for email approvals, e.g. smtps://user:pass@mail.example:465 (the password is never logged) */
+    SMTP_URL: optionalUrl(["smtp:", "smtps:"]),
+    EMAIL_FROM: z.string().trim().min(3).max(256).default("Arbiter <arbiter@localhost>"),
+    /** the secret email action links are signed with (a key derived from it, HMAC-SHA256); required with SMTP_URL */
+    EMAIL_LINK_SECRET: z.string().trim().min(32, "must be at least 32 characters").max(512).optional(),
+    /** an email action link works for this long (and never after the decision expires) */
+    EMAIL_LINK_TTL_SECONDS: positiveInt.max(30 * 86_400).default(86_400),
+    NOTIFY_POLL_INTERVAL_MS: positiveInt.max(3_600_000).default(1_000),
+    NOTIFY_MAX_ATTEMPTS: positiveInt.max(50).default(8),
+    NOTIFY_BACKOFF_BASE_MS: positiveInt.max(3_600_000).default(2_000),
     // Identity: bootstrap keys are hashed while the configuration is parsed; raw values are never kept.
     ARBITER_API_KEYS: bootstrapKeys.optional(),
     AUTH_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5_000),
@@ -190,6 +208,13 @@ export const configSchema = z
     // Otherwise every decision created without expires_in is refused, blaming a field the caller never sent.
     if (env.DECISION_DEFAULT_TTL_SECONDS > env.DECISION_MAX_TTL_SECONDS) {
       ctx.addIssue({ code: "custom", path: ["DECISION_DEFAULT_TTL_SECONDS"], message: "must not exceed DECISION_MAX_TTL_SECONDS" });
+    }
+    if (env.SMTP_URL !== undefined && env.EMAIL_LINK_SECRET === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["EMAIL_LINK_SECRET"],
+        message: "is required with SMTP_URL: it signs the emailed action links",
+      });
     }
     if ((env.TLS_CERT_FILE === undefined) !== (env.TLS_KEY_FILE === undefined)) {
       ctx.addIssue({

@@ -8,6 +8,7 @@ import { createApp } from "./app";
 import { type Config, ConfigError, loadConfig, redactUrl } from "./config";
 import { startDecisionWorkers } from "./decisions/background";
 import { closeDeps, openDeps, StartupError } from "./deps";
+import { startNotificationWorkers } from "./notify/workers";
 import { createLogger } from "./observability/logger";
 import { metricsListener } from "./observability/metrics-routes";
 import { startTelemetryRetention } from "./telemetry/retention";
@@ -73,6 +74,7 @@ export async function startServer(runtime: RuntimeAdapter): Promise<void> {
   );
   const app = createApp(deps);
   const decisionWorkers = startDecisionWorkers(deps);
+  const notificationWorkers = startNotificationWorkers(deps);
 
   // Counted here rather than asked of the server, so every runtime reports the same number.
   let inFlight = 0;
@@ -124,7 +126,7 @@ export async function startServer(runtime: RuntimeAdapter): Promise<void> {
     stopping = true;
     logger.info("shutting down", { signal, in_flight: inFlight });
     // Parked long-polls answer and event streams end first, or the drain would wait for them.
-    await decisionWorkers.stop();
+    await Promise.all([decisionWorkers.stop(), notificationWorkers.stop()]);
     // Stop accepting, let in-flight requests finish, but never wait longer than the configured bound.
     let timer: ReturnType<typeof setTimeout> | undefined;
     const drained = server.stop(false).then(() => true);

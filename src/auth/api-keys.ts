@@ -14,6 +14,7 @@ export interface NewApiKey {
   createdBy?: string | null;
   expiresAt?: Date | null;
   rotatedFrom?: string | null;
+  operatorId?: string | null;
 }
 
 /** Creates a key and returns the raw value: the only time it exists outside the caller's hands. */
@@ -31,6 +32,7 @@ export async function createApiKey(db: Database, input: NewApiKey, now: Date): P
       metadata: input.metadata ?? {},
       createdBy: input.createdBy ?? null,
       rotatedFrom: input.rotatedFrom ?? null,
+      operatorId: input.operatorId ?? null,
       createdAt: now,
       expiresAt: input.expiresAt ?? null,
     })

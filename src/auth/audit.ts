@@ -7,7 +7,20 @@ import type { Clock } from "../deps";
 import { afterCursor, toPage } from "../http/pagination";
 import type { Logger } from "../observability/logger";
 
-export const AUTH_ACTIONS = ["authenticate", "key.create", "key.revoke", "key.rotate", "token.issue", "token.revoke"] as const;
+export const AUTH_ACTIONS = [
+  "authenticate",
+  "key.create",
+  "key.revoke",
+  "key.rotate",
+  "key.assign",
+  "token.issue",
+  "token.revoke",
+  "operator.create",
+  "operator.update",
+  "operator.disable",
+  "route.create",
+  "route.update",
+] as const;
 export type AuthAction = (typeof AUTH_ACTIONS)[number];
 
 /** Where a request came from, recorded with every event (never its credentials). */

@@ -1,9 +1,10 @@
 import { and, desc, eq, gt, isNotNull, isNull, lte, or, type SQL } from "drizzle-orm";
 import type { Database } from "../db/client";
-import { type ApiKeyRow, apiKeys, type Role } from "../db/schema";
+import { type ApiKeyRow, apiKeys, operators, type Role } from "../db/schema";
 import type { Clock } from "../deps";
 import { ApiError, badRequest, conflict, notFound } from "../http/errors";
 import { afterCursor, toPage } from "../http/pagination";
+import { assertKeyFitsPerson } from "../people/service";
 import { createApiKey, findApiKeyById } from "./api-keys";
 import type { AuthAudit, RequestMeta } from "./audit";
 import { effectivePermissions, type Permission, type Principal, ROLE_PERMISSIONS } from "./rbac";
@@ -41,6 +42,7 @@ export function keyView(row: ApiKeyRow, now: Date) {
     status: keyStatus(row, now),
     metadata: row.metadata,
     created_by: row.createdBy,
+    operator_id: row.operatorId,
     rotated_from: row.rotatedFrom,
     created_at: row.createdAt.toISOString(),
     expires_at: row.expiresAt?.toISOString() ?? null,
@@ -64,6 +66,8 @@ export interface CreateKeyInput {
   permissions?: Permission[];
   metadata?: Record<string, unknown>;
   expiresAt?: Date;
+  /** the person who will hold the key */
+  operatorId?: string;
 }
 
 export async function createKey(deps: KeyServiceDeps, actor: Actor, input: CreateKeyInput, meta: RequestMeta) {
@@ -79,6 +83,12 @@ export async function createKey(deps: KeyServiceDeps, actor: Actor, input: Creat
   const permissions = input.permissions ? [...new Set(input.permissions)] : null;
   assertWithinActor(actor, effectivePermissions(input.role, permissions));
   return deps.db.transaction(async (tx) => {
+    if (input.operatorId) {
+      // Locked so the person cannot be disabled between this check and the key's insert.
+      const [person] = await tx.select().from(operators).where(eq(operators.id, input.operatorId)).for("update").limit(1);
+      if (!person) throw new ApiError(422, "unknown_operator", "no person has this operator_id", { operator_id: input.operatorId });
+      assertKeyFitsPerson(person, { role: input.role, permissions });
+    }
     const created = await createApiKey(
       tx,
       {
@@ -88,6 +98,7 @@ export async function createKey(deps: KeyServiceDeps, actor: Actor, input: Creat
         metadata: input.metadata ?? {},
         createdBy: actor?.keyId ?? null,
         expiresAt: input.expiresAt ?? null,
+        operatorId: input.operatorId ?? null,
       },
       now,
     );
@@ -101,6 +112,7 @@ export interface KeyListQuery {
   cursor?: string;
   role?: Role;
   status?: KeyStatus;
+  operatorId?: string;
 }
 
 export async function listKeys(db: Database, query: KeyListQuery, now: Date) {
@@ -118,6 +130,7 @@ export async function listKeys(db: Database, query: KeyListQuery, now: Date) {
         afterCursor(apiKeys.createdAt, apiKeys.id, query.cursor),
         query.role ? eq(apiKeys.role, query.role) : undefined,
         query.status ? byStatus[query.status] : undefined,
+        query.operatorId ? eq(apiKeys.operatorId, query.operatorId) : undefined,
       ),
     )
     .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id))
@@ -183,6 +196,7 @@ export async function rotateKey(deps: KeyServiceDeps, actor: Actor, id: string, 
         createdBy: actor?.keyId ?? null,
         expiresAt: input.expiresAt === undefined ? old.expiresAt : input.expiresAt,
         rotatedFrom: old.id,
+        operatorId: old.operatorId,
       },
       now,
     );

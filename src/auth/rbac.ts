@@ -2,7 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import type { Role } from "../db/schema";
 import { ApiError } from "../http/errors";
 
-/** Exactly thirteen permissions; every route declares the one it needs. */
+/** The permissions; every route declares the one it needs (docs/api.md has the matrix). */
 export const PERMISSIONS = [
   "decisions:create",
   "decisions:read",
@@ -17,6 +17,7 @@ export const PERMISSIONS = [
   "tokens:issue",
   "metrics:read",
   "audit:read",
+  "notifications:manage",
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -32,10 +33,15 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
 export interface Principal {
   keyId: string;
   keyName: string;
+  /**
+   * The person behind the key (its operator), or the key itself when it is no person's: quorum
+   * and the requester's exclusion are decided on this, so one person's keys count once.
+   */
+  personId: string;
   role: Role;
   permissions: ReadonlySet<Permission>;
-  /** how the caller authenticated; `tokenId` is the JWT's jti */
-  via: "api_key" | "token";
+  /** how the caller authenticated (`slack` and `email`: a person acting from a message); `tokenId` is the JWT's jti */
+  via: "api_key" | "token" | "slack" | "email";
   tokenId?: string;
 }
 

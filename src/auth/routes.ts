@@ -33,6 +33,7 @@ export const KeySchema = z
     status: z.enum(KEY_STATUSES),
     metadata: z.record(z.string(), z.unknown()),
     created_by: z.uuid().nullable(),
+    operator_id: z.uuid().nullable().describe("the person who holds the key; null for a key that is no person's (a service)"),
     rotated_from: z.uuid().nullable(),
     created_at: z.string(),
     expires_at: z.string().nullable(),
@@ -56,10 +57,12 @@ export const CreateKeyBody = z.strictObject({
   permissions: z.array(Permission).min(1).optional().describe("narrow the key to these of its role's permissions"),
   metadata: Metadata.optional(),
   expires_at: Timestamp.optional(),
+  operator_id: z.uuid().optional().describe("the person who will hold the key; their role must include every permission of the key"),
 });
 export const ListKeysQuery = PaginationQuery.extend({
   role: z.enum(ROLES).optional(),
   status: z.enum(KEY_STATUSES).optional(),
+  operator_id: z.uuid().optional(),
 });
 export const RotateKeyBody = z.strictObject({
   grace_seconds: z.number().int().min(0).max(MAX_GRACE_SECONDS).optional(),
@@ -302,12 +305,15 @@ export function authRoutes(auth: AuthRuntime) {
         const { key, row } = await createKey(
           auth.keyService,
           c.get("principal")!,
-          { ...body, expiresAt: body.expires_at ? new Date(body.expires_at) : undefined },
+          { ...body, expiresAt: body.expires_at ? new Date(body.expires_at) : undefined, operatorId: body.operator_id },
           meta(c),
         );
         return c.json({ ...keyView(row, now()), key }, 201);
       })
-      .openapi(listKeysRoute, async (c) => c.json(await listKeys(deps.database.db, c.req.valid("query"), now()), 200))
+      .openapi(listKeysRoute, async (c) => {
+        const { operator_id, ...query } = c.req.valid("query");
+        return c.json(await listKeys(deps.database.db, { ...query, operatorId: operator_id }, now()), 200);
+      })
       .openapi(getKeyRoute, async (c) => c.json(keyView(await getKey(deps.database.db, c.req.valid("param").id), now()), 200))
       .openapi(revokeKeyRoute, async (c) => {
         const row = await revokeKey(auth.keyService, c.get("principal")!, c.req.valid("param").id, meta(c));

@@ -29,13 +29,16 @@ export const LAST_USED_INTERVAL_MS = 60_000;
 
 type SessionRow = typeof operatorSessions.$inferSelect;
 
+/** A principal that presented a credential (an API key or a service token). */
+export type CredentialPrincipal = Principal & { via: "api_key" | "token" };
+
 export interface CredentialVerifier {
   /**
    * An API key or a JWT service token → the principal, or an AuthFailure. `beforeSlowPath` runs
    * once before anything not answered from this replica's cache (a database lookup, a signature
    * check): failed-authentication throttling hooks in there, since guessing never hits the cache.
    */
-  verify(raw: string, beforeSlowPath?: () => Promise<void>): Promise<Principal>;
+  verify(raw: string, beforeSlowPath?: () => Promise<void>): Promise<CredentialPrincipal>;
   /** Drops a key from this replica's cache at once (revocation, rotation, or a broadcast of one). */
   forgetKey(id: string): void;
   forgetSession(jti: string): void;
@@ -64,8 +67,8 @@ export function createVerifier(deps: {
   // Verified token claims, keyed by the token's SHA-256 (the token itself is not kept).
   const verifiedTokens = createTtlCache<TokenClaims>({ ttlMs: deps.ttlMs, now });
   const lastTouched = new Map<string, number>();
-  const keyPrincipals = new WeakMap<ApiKeyRow, Principal>();
-  const tokenPrincipals = new WeakMap<SessionRow, { key: ApiKeyRow; principal: Principal }>();
+  const keyPrincipals = new WeakMap<ApiKeyRow, CredentialPrincipal>();
+  const tokenPrincipals = new WeakMap<SessionRow, { key: ApiKeyRow; principal: CredentialPrincipal }>();
   // Counts revocations seen. A row read before one arrived may predate it (the read raced the
   // revoking transaction), so it answers its own request but is not cached.
   let revocationsSeen = 0;
@@ -93,16 +96,17 @@ export function createVerifier(deps: {
       .catch((error: unknown) => deps.logger.warn("last_used_at update failed", { key_id: row.id, error: (error as Error).message }));
   };
 
-  const principalFor = (row: ApiKeyRow, permissions: Set<Permission>, tokenId?: string): Principal => ({
+  const principalFor = (row: ApiKeyRow, permissions: Set<Permission>, tokenId?: string): CredentialPrincipal => ({
     keyId: row.id,
     keyName: row.name,
+    personId: row.operatorId ?? row.id,
     role: row.role,
     permissions,
     via: tokenId ? "token" : "api_key",
     ...(tokenId ? { tokenId } : {}),
   });
 
-  async function verifyApiKey(raw: string, slowPath: () => Promise<void>): Promise<Principal> {
+  async function verifyApiKey(raw: string, slowPath: () => Promise<void>): Promise<CredentialPrincipal> {
     const hash = hashApiKeySync(raw);
     let row = keysByHash.get(hash);
     if (!row) {
@@ -124,7 +128,7 @@ export function createVerifier(deps: {
     return principal;
   }
 
-  async function verifyToken(raw: string, slowPath: () => Promise<void>): Promise<Principal> {
+  async function verifyToken(raw: string, slowPath: () => Promise<void>): Promise<CredentialPrincipal> {
     const digest = hashApiKeySync(raw);
     let claims = verifiedTokens.get(digest);
     if (!claims) {

@@ -3,7 +3,7 @@ import type { ArbiterClient } from "../sdk/client";
 import { ArbiterError, errorFromResponse } from "../sdk/errors";
 import { items } from "../sdk/pagination";
 import { verifyReceipt } from "../sdk/receipts";
-import type { ApiKey, CreateDecisionRequest, Decision, Page, QueuedDecision, TelemetryEventRequest } from "../sdk/types";
+import type { ApiKey, CreateDecisionRequest, Decision, Operator, Page, QueuedDecision, TelemetryEventRequest } from "../sdk/types";
 import { type FlagKind, integerFlag, jsonFlag, type ParsedArgs, positionals, requiredFlag, stringFlag, UsageError } from "./args";
 import { record, table } from "./output";
 
@@ -54,6 +54,15 @@ const keyRows = {
   PREFIX: (k: ApiKey) => k.display_prefix,
   CREATED: (k: ApiKey) => k.created_at,
   EXPIRES: (k: ApiKey) => k.expires_at,
+};
+
+const operatorRows = {
+  ID: (o: Operator) => o.id,
+  NAME: (o: Operator) => o.name,
+  ROLE: (o: Operator) => o.role,
+  STATUS: (o: Operator) => o.status,
+  EMAIL: (o: Operator) => o.email,
+  SLACK: (o: Operator) => o.slack_user_id,
 };
 
 const decisionOutput = (decision: Decision): Output => ({ text: record(decision), json: decision });
@@ -293,8 +302,8 @@ export const COMMANDS: Record<string, Command> = {
   },
   "keys create": {
     summary: "create an API key (its raw value is printed once)",
-    usage: "keys create --name N --role admin|operator|readonly|service [--permissions p1,p2] [--expires-at ISO]",
-    flags: { name: "string", role: "string", permissions: "string", "expires-at": "string" },
+    usage: "keys create --name N --role admin|operator|readonly|service [--permissions p1,p2] [--expires-at ISO] [--operator ID]",
+    flags: { name: "string", role: "string", permissions: "string", "expires-at": "string", operator: "string" },
     run: async ({ args, client }) => {
       positionals(args, []);
       const created = await client.keys.create({
@@ -302,6 +311,7 @@ export const COMMANDS: Record<string, Command> = {
         role: requiredFlag(args, "role") as ApiKey["role"],
         permissions: stringFlag(args, "permissions")?.split(",") as ApiKey["permissions"] | undefined,
         expires_at: stringFlag(args, "expires-at"),
+        operator_id: stringFlag(args, "operator"),
       });
       const { key, ...view } = created;
       return { text: `${record(view)}\n\nkey: ${key}\n(shown once: store it now, it cannot be retrieved again)`, json: created };
@@ -328,6 +338,54 @@ export const COMMANDS: Record<string, Command> = {
     run: async ({ args, client }) => {
       const key = await client.keys.revoke(positionals(args, ["id"])[0]!);
       return { text: record(key), json: key };
+    },
+  },
+  "operators create": {
+    summary: "record a person, who can then hold keys and approve",
+    usage: "operators create --name N --role admin|operator|readonly [--email E] [--slack-user-id U…]",
+    flags: { name: "string", role: "string", email: "string", "slack-user-id": "string" },
+    run: async ({ args, client }) => {
+      positionals(args, []);
+      const person = await client.operators.create({
+        name: requiredFlag(args, "name"),
+        role: requiredFlag(args, "role") as Operator["role"],
+        email: stringFlag(args, "email"),
+        slack_user_id: stringFlag(args, "slack-user-id"),
+      });
+      return { text: record(person), json: person };
+    },
+  },
+  "operators list": {
+    summary: "list people",
+    usage: "operators list [--role R] [--status active|disabled] [--limit N] [--cursor C | --all]",
+    flags: { ...listFlags, role: "string", status: "string" },
+    run: ({ args, client }) => {
+      positionals(args, []);
+      const filters = {
+        role: stringFlag(args, "role") as Operator["role"] | undefined,
+        status: stringFlag(args, "status") as Operator["status"] | undefined,
+        limit: integerFlag(args, "limit"),
+      };
+      return listOutput(args, operatorRows, (cursor) => client.operators.list({ ...filters, cursor }));
+    },
+  },
+  "operators assign-key": {
+    summary: "give an existing key to a person",
+    usage: "operators assign-key <operator-id> <key-id>",
+    flags: {},
+    run: async ({ args, client }) => {
+      const [id, keyId] = positionals(args, ["operator-id", "key-id"]);
+      const key = await client.operators.assignKey(id!, keyId!);
+      return { text: record(key), json: key };
+    },
+  },
+  "operators disable": {
+    summary: "disable a person and revoke every key they hold",
+    usage: "operators disable <id>",
+    flags: {},
+    run: async ({ args, client }) => {
+      const person = await client.operators.disable(positionals(args, ["id"])[0]!);
+      return { text: record(person), json: person };
     },
   },
 };

@@ -51,7 +51,7 @@ export async function withQueueDetails<T extends { id: string; requester_key_id:
   if (items.length === 0) return [];
   const [rows, names] = await Promise.all([
     db
-      .select({ id: decisions.id, approvals: decisions.approvals })
+      .select({ id: decisions.id, approvals: decisions.approverPeople })
       .from(decisions)
       .where(
         inArray(

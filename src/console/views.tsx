@@ -259,8 +259,8 @@ export const DecisionPage: FC<{
   const pending = d.status === "pending";
   const requester = history.find((entry) => entry.type === "created")?.actorName;
   const canResolve = pending && principal.permissions.has("decisions:resolve");
-  // The requester may reject or escalate its own decision, never approve it (the API refuses it too).
-  const canApprove = canResolve && principal.keyId !== d.requester_key_id;
+  // The requester may reject or escalate its own decision, never approve it with any of their keys (the API refuses it too).
+  const canApprove = canResolve && principal.keyId !== d.requester_key_id && principal.personId !== d.requester_person_id;
   const canEscalate = pending && principal.permissions.has("decisions:escalate") && d.escalation_level < 3;
   const verbs = ([canApprove && "approve", canResolve && "reject", canEscalate && "escalate"] as const).filter((v) => v !== false);
   return (

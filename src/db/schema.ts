@@ -34,6 +34,34 @@ export const SEVERITIES = ["debug", "info", "warn", "error", "critical"] as cons
 const inList = (column: string, values: readonly string[]) => sql.raw(`${column} in (${values.map((v) => `'${v}'`).join(", ")})`);
 
 // ── Identity ────────────────────────────────────────────────────────────────────────────────────
+/**
+ * People. A person owns API keys (and through them console sessions); quorum counts people, not
+ * keys, so two keys of one person never make two approvals. `role` caps what their keys may hold.
+ */
+export const operators = pgTable(
+  "operators",
+  {
+    id: uuid("id").primaryKey(),
+    name: text("name").notNull(),
+    /** lower-cased; where email approvals are sent */
+    email: text("email"),
+    /** Slack member id (U…/W…), to map a Slack user acting on a message to a person */
+    slackUserId: text("slack_user_id"),
+    role: text("role", { enum: ROLES }).notNull(),
+    createdBy: uuid("created_by"),
+    createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+    /** a disabled person's keys are revoked with it and no new key can be given to them */
+    disabledAt: ts("disabled_at"),
+  },
+  (t) => [
+    index("operators_created_at_id_idx").on(t.createdAt, t.id),
+    uniqueIndex("operators_email_key").on(t.email),
+    uniqueIndex("operators_slack_user_id_key").on(t.slackUserId),
+    check("operators_role_check", inList("role", ROLES)),
+  ],
+);
+
 export const apiKeys = pgTable(
   "api_keys",
   {
@@ -48,6 +76,8 @@ export const apiKeys = pgTable(
     permissions: text("permissions").array(),
     metadata: jsonb("metadata").$type<Record<string, unknown>>().notNull().default({}),
     createdBy: uuid("created_by"),
+    /** the person who holds the key; null for a key that is not a person's (a service) */
+    operatorId: uuid("operator_id").references(() => operators.id),
     /** set on the key that replaced another through rotation */
     rotatedFrom: uuid("rotated_from"),
     createdAt: createdAt(),
@@ -58,6 +88,7 @@ export const apiKeys = pgTable(
   (t) => [
     uniqueIndex("api_keys_key_hash_key").on(t.keyHash),
     index("api_keys_created_at_id_idx").on(t.createdAt, t.id),
+    index("api_keys_operator_id_idx").on(t.operatorId),
     check("api_keys_role_check", inList("role", ROLES)),
   ],
 );
@@ -144,9 +175,13 @@ export const decisions = pgTable(
     status: text("status", { enum: DECISION_STATUSES }).notNull().default("pending"),
     escalationLevel: smallint("escalation_level").notNull().default(0),
     requiredApprovals: smallint("required_approvals").notNull().default(1),
-    /** distinct key ids that approved so far (quorum) */
+    /** the keys that approved so far, in order */
     approvals: uuid("approvals").array().notNull().default(sql`'{}'::uuid[]`),
+    /** the distinct people (a key's operator, or the key itself when it has none) behind `approvals`: the quorum */
+    approverPeople: uuid("approver_people").array().notNull().default(sql`'{}'::uuid[]`),
     requesterKeyId: uuid("requester_key_id").notNull(),
+    /** the requester's person, who may never approve the decision with any of their keys */
+    requesterPersonId: uuid("requester_person_id").notNull(),
     resolvedBy: uuid("resolved_by"),
     resolutionReason: text("resolution_reason"),
     /** an operator's edited payload, when approved with edits */
@@ -162,6 +197,9 @@ export const decisions = pgTable(
     expiresAt: ts("expires_at").notNull(),
     resolvedAt: ts("resolved_at"),
     consumedAt: ts("consumed_at"),
+    /** escalate one level when nobody decided within this many seconds of creation or of the last escalation */
+    escalateAfterSeconds: integer("escalate_after_seconds"),
+    escalatedAt: ts("escalated_at"),
   },
   (t) => [
     index("decisions_created_at_id_idx").on(t.createdAt, t.id),
@@ -241,6 +279,104 @@ export const pendingDecisions = pgView("pending_decisions").as((qb) =>
     .where(sql`${decisions.status} = 'pending'`),
 );
 
+// ── Notifications ───────────────────────────────────────────────────────────────────────────────
+export const NOTIFICATION_CHANNELS = ["slack", "email"] as const;
+export type NotificationChannel = (typeof NOTIFICATION_CHANNELS)[number];
+export const NOTIFICATION_DELIVERY_STATUSES = ["pending", "sent", "skipped", "failed"] as const;
+/** Where a route sends: a Slack channel, people (by their Slack id or email), or email addresses. */
+export type NotificationTarget =
+  | { type: "slack_channel"; channel: string }
+  | { type: "people"; operator_ids: string[]; via: NotificationChannel[] }
+  | { type: "email"; addresses: string[] };
+
+/**
+ * Who is told about which decisions, and where. A route matches a decision by kind and lowest
+ * priority, at one escalation level: level 0 when it is created, level N once it is escalated to N
+ * (by a person or by its `escalate_after` deadline).
+ */
+export const notificationRoutes = pgTable(
+  "notification_routes",
+  {
+    id: uuid("id").primaryKey(),
+    name: text("name").notNull(),
+    /** null: every kind */
+    kinds: text("kinds").array(),
+    /** null: every priority; else this one and above */
+    minPriority: text("min_priority", { enum: DECISION_PRIORITIES }),
+    level: smallint("level").notNull().default(0),
+    targets: jsonb("targets").$type<NotificationTarget[]>().notNull(),
+    /** decisions this route is told about escalate one level when nobody decided within this many seconds */
+    escalateAfterSeconds: integer("escalate_after_seconds"),
+    enabled: boolean("enabled").notNull().default(true),
+    createdBy: uuid("created_by"),
+    createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [
+    index("notification_routes_level_idx").on(t.level),
+    check("notification_routes_min_priority_check", sql`min_priority is null or ${inList("min_priority", DECISION_PRIORITIES)}`),
+    check("notification_routes_level_check", sql`level between 0 and 3`),
+    check("notification_routes_escalate_after_check", sql`escalate_after_seconds is null or escalate_after_seconds between 10 and 2592000`),
+  ],
+);
+
+/**
+ * The outbox: one row per message to send (or Slack message to update), written from the decision
+ * audit trail by one dispatcher at a time and sent by any replica (SKIP LOCKED). The unique key makes
+ * enqueueing idempotent, so a dispatcher that crashes after writing rows and before moving its cursor
+ * writes nothing twice.
+ */
+export const notificationDeliveries = pgTable(
+  "notification_deliveries",
+  {
+    id: uuid("id").primaryKey(),
+    decisionId: uuid("decision_id")
+      .notNull()
+      .references(() => decisions.id),
+    routeId: uuid("route_id").references(() => notificationRoutes.id),
+    /** the decision_events row this message tells about */
+    eventId: bigint("event_id", { mode: "number" }).notNull(),
+    channel: text("channel", { enum: NOTIFICATION_CHANNELS }).notNull(),
+    /** a Slack channel or user id, or an email address */
+    target: text("target").notNull(),
+    /** the person it is addressed to, when it is one (their links and buttons act as them) */
+    operatorId: uuid("operator_id"),
+    /** `request` posts a message; `update` edits a posted one after the decision changed */
+    purpose: text("purpose", { enum: ["request", "update"] }).notNull(),
+    /** `skipped`: not sent because it no longer had anything to ask (the decision was decided before its turn) */
+    status: text("status", { enum: NOTIFICATION_DELIVERY_STATUSES }).notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: ts("next_attempt_at").notNull().defaultNow(),
+    lockedUntil: ts("locked_until"),
+    lastError: text("last_error"),
+    /** what the channel answered: Slack's { channel, ts } (to update the message later), an email's Message-ID */
+    externalRef: jsonb("external_ref").$type<Record<string, string>>(),
+    createdAt: createdAt(),
+    sentAt: ts("sent_at"),
+  },
+  (t) => [
+    uniqueIndex("notification_deliveries_once").on(t.eventId, t.channel, t.target, t.purpose),
+    index("notification_deliveries_decision_idx").on(t.decisionId, t.createdAt),
+    index("notification_deliveries_due_idx").on(t.nextAttemptAt).where(sql`status = 'pending'`),
+    check("notification_deliveries_channel_check", inList("channel", NOTIFICATION_CHANNELS)),
+    check("notification_deliveries_status_check", inList("status", NOTIFICATION_DELIVERY_STATUSES)),
+  ],
+);
+
+/** How far the dispatcher has read the decision audit trail (one row). */
+export const notificationCursor = pgTable("notification_cursor", {
+  id: smallint("id").primaryKey(),
+  lastEventId: bigint("last_event_id", { mode: "number" }).notNull(),
+});
+
+/** Email action links used once: a replay of the same link is refused (410). */
+export const emailActionUses = pgTable("email_action_uses", {
+  linkId: uuid("link_id").primaryKey(),
+  decisionId: uuid("decision_id").notNull(),
+  operatorId: uuid("operator_id").notNull(),
+  usedAt: createdAt(),
+});
+
 // ── Telemetry ───────────────────────────────────────────────────────────────────────────────────
 export const telemetryEvents = pgTable(
   "telemetry_events",
@@ -282,4 +418,7 @@ export type DecisionStatus = (typeof DECISION_STATUSES)[number];
 export type DecisionPriority = (typeof DECISION_PRIORITIES)[number];
 export type Severity = (typeof SEVERITIES)[number];
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
+export type OperatorRow = typeof operators.$inferSelect;
+export type NotificationRouteRow = typeof notificationRoutes.$inferSelect;
+export type NotificationDeliveryRow = typeof notificationDeliveries.$inferSelect;
 export type DecisionRow = typeof decisions.$inferSelect;

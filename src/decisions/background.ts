@@ -1,9 +1,9 @@
-import { type DecisionDeps, notifierOf, settleOverdue } from "./service";
+import { type DecisionDeps, escalateOnDeadline, notifierOf, settleOverdue } from "./service";
 import { deliverDueWebhooks } from "./webhooks";
 
 /**
- * The decisions' background work for one process: the expiry sweeper and the webhook delivery
- * worker. src/server.ts starts it after the dependencies are open and stops it on shutdown; createApp
+ * The decisions' background work for one process: the expiry and escalation-deadline sweeper and
+ * the webhook delivery worker. src/server.ts starts it after the dependencies are open and stops it on shutdown; createApp
  * never starts timers. Both loops are safe with any number of replicas (SKIP LOCKED claims).
  */
 export interface DecisionWorkers {
@@ -12,7 +12,7 @@ export interface DecisionWorkers {
 }
 
 /** Runs `task` every `intervalMs`, never overlapping itself; a failing run is logged and retried next time. */
-function repeat(task: () => Promise<unknown>, intervalMs: number, onError: (error: unknown) => void) {
+export function repeat(task: () => Promise<unknown>, intervalMs: number, onError: (error: unknown) => void) {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running: Promise<void> = Promise.resolve();
   let stopped = false;
@@ -41,6 +41,7 @@ export function startDecisionWorkers(deps: DecisionDeps): DecisionWorkers {
       async () => {
         // Drain a backlog in batches, then wait for the next interval.
         while ((await settleOverdue(deps, {})) === deps.config.DECISION_SWEEP_BATCH_SIZE);
+        while ((await escalateOnDeadline(deps)) === deps.config.DECISION_SWEEP_BATCH_SIZE);
       },
       deps.config.DECISION_SWEEP_INTERVAL_MS,
       log("decision expiry sweep"),

@@ -1,7 +1,7 @@
 import { inArray } from "drizzle-orm";
 import type { Principal } from "../auth/rbac";
 import type { TokenSigner } from "../auth/tokens";
-import { apiKeys, type DecisionRow } from "../db/schema";
+import { apiKeys, type DecisionRow, operators } from "../db/schema";
 import { conflict } from "../http/errors";
 import { RECEIPT_TYPE } from "./receipt-format";
 import { RECEIPT_OUTCOMES, type ReceiptClaims } from "./schemas";
@@ -28,8 +28,14 @@ function deciderOf(row: DecisionRow): Decider {
   return { type: "people", keyIds: row.status === "approved" ? row.approvals : [row.resolvedBy] };
 }
 
-/** The receipt's claims for a final row; `names` maps key ids to key names (null when a key is gone). */
-export function receiptClaims(row: DecisionRow & { status: FinalOutcome }, issuer: string, names: Map<string, string>): ReceiptClaims {
+/** Who stands behind an acting key id: its name and person (null name when the key is gone). */
+export interface Actor {
+  name: string | null;
+  personId: string;
+}
+
+/** The receipt's claims for a final row; `actors` maps the acting key ids to their names and people. */
+export function receiptClaims(row: DecisionRow & { status: FinalOutcome }, issuer: string, actors: Map<string, Actor>): ReceiptClaims {
   // Every transition to a final state sets resolved_at (updated_at would not do: consuming moves it).
   const resolvedAt = row.resolvedAt!;
   const decider = deciderOf(row);
@@ -43,9 +49,17 @@ export function receiptClaims(row: DecisionRow & { status: FinalOutcome }, issue
     requested_payload_hash: row.payloadHash,
     decided_by:
       decider.type === "people"
-        ? { type: "people", people: decider.keyIds.map((keyId) => ({ key_id: keyId, name: names.get(keyId) ?? null })) }
+        ? {
+            type: "people",
+            people: decider.keyIds.map((keyId, index) => ({
+              key_id: keyId,
+              // An approval recorded its person beside its key; a rejection or cancellation is looked up.
+              person_id: (row.status === "approved" ? row.approverPeople[index] : undefined) ?? actors.get(keyId)?.personId ?? keyId,
+              name: actors.get(keyId)?.name ?? null,
+            })),
+          }
         : decider,
-    quorum: { required: row.requiredApprovals, approvals: row.approvals.length },
+    quorum: { required: row.requiredApprovals, approvals: row.approverPeople.length },
     requester_key_id: row.requesterKeyId,
     decided_at: resolvedAt.toISOString(),
   };
@@ -72,12 +86,18 @@ export async function receiptOf(deps: DecisionDeps, signer: TokenSigner, row: De
   }
   const decider = deciderOf(row);
   const keyIds = decider.type === "people" ? decider.keyIds : [];
-  const names = new Map<string, string>();
+  const actors = new Map<string, Actor>();
   if (keyIds.length > 0) {
-    const rows = await deps.database.db.select({ id: apiKeys.id, name: apiKeys.name }).from(apiKeys).where(inArray(apiKeys.id, keyIds));
-    for (const key of rows) names.set(key.id, key.name);
+    const db = deps.database.db;
+    // A verdict given from Slack or email names the person itself where a key id would be.
+    const [keys, people] = await Promise.all([
+      db.select({ id: apiKeys.id, name: apiKeys.name, operatorId: apiKeys.operatorId }).from(apiKeys).where(inArray(apiKeys.id, keyIds)),
+      db.select({ id: operators.id, name: operators.name }).from(operators).where(inArray(operators.id, keyIds)),
+    ]);
+    for (const person of people) actors.set(person.id, { name: person.name, personId: person.id });
+    for (const key of keys) actors.set(key.id, { name: key.name, personId: key.operatorId ?? key.id });
   }
-  const claims = receiptClaims({ ...row, status }, deps.config.TOKEN_ISSUER, names);
+  const claims = receiptClaims({ ...row, status }, deps.config.TOKEN_ISSUER, actors);
   const { jws, kid } = await signer.signStatement(RECEIPT_TYPE, claims);
   return { decision_id: row.id, receipt: jws, kid, claims };
 }

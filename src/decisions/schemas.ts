@@ -48,6 +48,13 @@ export const CreateDecisionBody = z
     expires_in: z.number().int().min(1).optional(),
     on_timeout: z.enum(TIMEOUT_ACTIONS).default("reject"),
     callback_url: z.string().max(2048).optional(),
+    escalate_after: z
+      .number()
+      .int()
+      .min(10)
+      .max(30 * 86_400)
+      .optional()
+      .openapi({ description: "seconds: when nobody decided within this long (of creation, then of each escalation), escalate one level" }),
   })
   .strict()
   .openapi("CreateDecision");
@@ -121,8 +128,14 @@ export const DecisionSchema = z
     status: z.enum(DECISION_STATUSES),
     escalation_level: z.number().int(),
     required_approvals: z.number().int(),
-    approvals: z.array(z.uuid()),
+    approvals: z.array(z.uuid()).openapi({ description: "the keys that approved, in order" }),
+    approver_people: z
+      .array(z.uuid())
+      .openapi({ description: "the distinct people behind those approvals (a key's operator, else the key): the quorum count" }),
     requester_key_id: z.uuid(),
+    requester_person_id: z.uuid().openapi({ description: "the requester's person (or key); none of their keys may approve" }),
+    escalate_after: z.number().int().nullable(),
+    escalated_at: z.string().nullable(),
     resolved_by: z.uuid().nullable(),
     resolution_reason: z.string().nullable(),
     approved_payload: z.unknown().nullable(),
@@ -182,8 +195,11 @@ export const ReceiptDecidedBy = z
   .discriminatedUnion("type", [
     z.object({
       type: z.literal("people"),
-      /** the keys whose verdict settled it: the approvers of the quorum, the rejecter, or the requester that cancelled */
-      people: z.array(z.object({ key_id: z.uuid(), name: z.string().nullable() })),
+      /**
+       * whose verdict settled it: the approvers of the quorum, the rejecter, or the requester that
+       * cancelled; `key_id` is the key they used (their person id when they acted from Slack or email)
+       */
+      people: z.array(z.object({ key_id: z.uuid(), person_id: z.uuid(), name: z.string().nullable() })),
     }),
     z.object({ type: z.literal("policy"), policy_id: z.string(), policy_version: z.number().int() }),
     z.object({ type: z.literal("timeout") }),
@@ -203,7 +219,7 @@ export const ReceiptClaimsSchema = z
     payload_hash: z.string().openapi({ description: "the effective payload hash: what the requester may act on" }),
     requested_payload_hash: z.string(),
     decided_by: ReceiptDecidedBy,
-    quorum: z.object({ required: z.number().int(), approvals: z.number().int() }),
+    quorum: z.object({ required: z.number().int(), approvals: z.number().int().openapi({ description: "distinct people who approved" }) }),
     requester_key_id: z.uuid(),
     decided_at: z.string().openapi({ description: "the resolution time, ISO 8601 with milliseconds" }),
   })

@@ -1,10 +1,19 @@
-import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, ne, SQL, type SQLWrapper, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, inArray, isNull, lt, lte, ne, SQL, type SQLWrapper, sql } from "drizzle-orm";
 import type { Principal } from "../auth/rbac";
 import { sha256Hex } from "../crypto/hash";
 import { type Database, type DatabaseHandle, rowsOf } from "../db/client";
 import { isUuid, uuidv7 } from "../db/ids";
 import { rowFromDriver } from "../db/rows";
-import { type DecisionRow, type DecisionStatus, decisionEvents, decisions, pendingDecisions, webhookDeliveries } from "../db/schema";
+import {
+  DECISION_PRIORITIES,
+  type DecisionRow,
+  type DecisionStatus,
+  decisionEvents,
+  decisions,
+  notificationRoutes,
+  pendingDecisions,
+  webhookDeliveries,
+} from "../db/schema";
 import type { AppDeps } from "../deps";
 import { ApiError, badRequest, conflict, notFound } from "../http/errors";
 import { afterCursor, decodeCursor, encodeCursor, toPage } from "../http/pagination";
@@ -39,7 +48,7 @@ export type DecisionEventType =
 const TERMINAL: ReadonlySet<DecisionStatus> = new Set(["approved", "rejected", "expired", "cancelled"]);
 export const decisionCacheKey = (id: string) => `decision:${id}`;
 const DECISION_CACHE_LABELS = { "cache.name": "decision" };
-const DATE_FIELDS = ["createdAt", "updatedAt", "expiresAt", "resolvedAt", "consumedAt"] as const;
+const DATE_FIELDS = ["createdAt", "updatedAt", "expiresAt", "resolvedAt", "consumedAt", "escalatedAt"] as const;
 
 export const notifierOf = (deps: DecisionDeps): DecisionNotifier =>
   decisionNotifier(deps.database, (id) => loadDecision(deps.database.db, id), deps.logger);
@@ -219,8 +228,10 @@ export async function createDecision(
     priority: input.priority,
     requiredApprovals: input.required_approvals,
     requesterKeyId: principal.keyId,
+    requesterPersonId: principal.personId,
     onTimeout: input.on_timeout,
     callbackUrl: input.callback_url ?? null,
+    escalateAfterSeconds: input.escalate_after ?? null,
     idempotencyKey: idempotencyKey ?? null,
     requestHash,
     createdAt: now,
@@ -483,15 +494,17 @@ export async function approveDecision(
   input: { reason?: string | undefined; payload?: unknown },
 ): Promise<DecisionRow> {
   const me = principal.keyId;
+  const person = principal.personId;
   const now = deps.clock.now();
   const edited = input.payload !== undefined;
   const editedHash = edited ? boundedPayloadHash(deps.config, input.payload) : undefined;
-  const quorumReached = sql`cardinality(${decisions.approvals}) + 1 >= ${decisions.requiredApprovals}`;
+  const quorumReached = sql`cardinality(${decisions.approverPeople}) + 1 >= ${decisions.requiredApprovals}`;
   const conditions = [
     ...pendingAndLive(now),
     ...resolvableBy(principal),
     sql`${decisions.requesterKeyId} <> ${me}::uuid`,
-    sql`not (${me}::uuid = any(${decisions.approvals}))`,
+    sql`${decisions.requesterPersonId} <> ${person}::uuid`,
+    sql`not (${person}::uuid = any(${decisions.approverPeople}))`,
     ...(edited ? [eq(decisions.requiredApprovals, 1)] : []),
   ];
   const row = await applyTransition(
@@ -500,6 +513,7 @@ export async function approveDecision(
     conditions,
     {
       approvals: sql`array_append(${decisions.approvals}, ${me}::uuid)`,
+      approverPeople: sql`array_append(${decisions.approverPeople}, ${person}::uuid)`,
       status: sql`case when ${quorumReached} then 'approved' else 'pending' end`,
       resolvedAt: sql`case when ${quorumReached} then ${now.toISOString()}::timestamptz end`,
       resolvedBy: sql`case when ${quorumReached} then ${me}::uuid end`,
@@ -512,7 +526,8 @@ export async function approveDecision(
       fromStatus: "pending",
       reason: input.reason ?? null,
       // The audit trail keeps both versions when an operator approves with edits.
-      data: sql`jsonb_build_object('approvals', cardinality(updated.approvals), 'required_approvals', updated.required_approvals,
+      data: sql`jsonb_build_object('approvals', cardinality(updated.approver_people), 'person_id', ${person}::uuid,
+                                   'required_approvals', updated.required_approvals,
                                    'payload_hash', updated.payload_hash)
                 || ${JSON.stringify(edited ? { edited_payload: input.payload, edited_payload_hash: editedHash } : {})}::jsonb`,
     },
@@ -520,11 +535,21 @@ export async function approveDecision(
   if (row) return row;
   throw await refusal(deps, principal, id, (current) => {
     if (current.status !== "pending") return notPending(current);
-    if (current.requesterKeyId === me) return new ApiError(403, "self_approval_forbidden", "the requester cannot approve its own decision");
+    if (current.requesterKeyId === me || current.requesterPersonId === person) {
+      return new ApiError(
+        403,
+        "self_approval_forbidden",
+        "the requester cannot approve its own decision, with this or any other of its keys",
+      );
+    }
     const escalated = escalatedRefusal(principal, current);
     if (escalated) return escalated;
-    if (current.approvals.includes(me))
-      return conflict("already_approved", "you already approved this decision; quorum needs distinct approvers");
+    if (current.approverPeople.includes(person)) {
+      return conflict(
+        "already_approved",
+        "you (with this or another of your keys) already approved this decision; quorum needs distinct people",
+      );
+    }
     if (edited && current.requiredApprovals > 1) {
       return new ApiError(422, "edits_require_single_approval", "a decision that needs several approvals cannot be approved with edits");
     }
@@ -558,7 +583,7 @@ export async function escalateDecision(
     deps,
     id,
     [...pendingAndLive(now), lt(decisions.escalationLevel, MAX_ESCALATION_LEVEL)],
-    { escalationLevel: sql`${decisions.escalationLevel} + 1` },
+    { escalationLevel: sql`${decisions.escalationLevel} + 1`, escalatedAt: now },
     {
       type: "escalated",
       actorKeyId: principal.keyId,
@@ -655,6 +680,7 @@ export async function settleOverdue(deps: DecisionDeps, options: { ids?: string[
       const set: DecisionUpdate = escalate
         ? {
             escalationLevel: current.escalationLevel + 1,
+            escalatedAt: now,
             expiresAt: new Date(current.expiresAt.getTime() + (await originalWindowMs(tx, current))),
           }
         : {
@@ -679,6 +705,62 @@ export async function settleOverdue(deps: DecisionDeps, options: { ids?: string[
   });
   for (const changed of settled) await afterChange(deps, changed, "pending");
   return settled.length;
+}
+
+/**
+ * The escalation deadline of a pending decision in seconds: its own `escalate_after`, else the
+ * shortest `escalate_after_seconds` of the enabled notification routes told about it at its current
+ * level; null when neither sets one.
+ */
+const escalationDeadlineSeconds = sql`coalesce(${decisions.escalateAfterSeconds}, (
+  select min(r.escalate_after_seconds) from ${notificationRoutes} r
+  where r.enabled and r.level = ${decisions.escalationLevel}
+    and (r.kinds is null or ${decisions.kind} = any(r.kinds))
+    and (r.min_priority is null or array_position(${sql.raw(`array[${DECISION_PRIORITIES.map((p) => `'${p}'`).join(", ")}]`)}, ${decisions.priority})
+                                   >= array_position(${sql.raw(`array[${DECISION_PRIORITIES.map((p) => `'${p}'`).join(", ")}]`)}, r.min_priority))))`;
+
+/**
+ * Escalates pending decisions nobody decided within their escalation deadline (counted from creation,
+ * then from the last escalation) by one level, up to the highest; each escalation is an `escalated`
+ * audit row with no actor, which tells the next level's notification routes. Safe with several
+ * replicas (SKIP LOCKED). Expiry and its on_timeout still apply as before.
+ */
+export async function escalateOnDeadline(deps: DecisionDeps): Promise<number> {
+  const now = deps.clock.now();
+  const escalated: Changed[] = [];
+  await deps.database.db.transaction(async (tx) => {
+    const due = await tx
+      .select({ id: decisions.id, deadline: sql<number>`${escalationDeadlineSeconds}`.mapWith(Number) })
+      .from(decisions)
+      .where(
+        and(
+          eq(decisions.status, "pending"),
+          gt(decisions.expiresAt, now),
+          lt(decisions.escalationLevel, MAX_ESCALATION_LEVEL),
+          sql`coalesce(${decisions.escalatedAt}, ${decisions.createdAt}) + make_interval(secs => ${escalationDeadlineSeconds}) <= ${now.toISOString()}::timestamptz`,
+        ),
+      )
+      .orderBy(asc(decisions.createdAt))
+      .limit(deps.config.DECISION_SWEEP_BATCH_SIZE)
+      .for("update", { skipLocked: true });
+    for (const { id, deadline } of due) {
+      const update = tx
+        .update(decisions)
+        .set({ escalationLevel: sql`${decisions.escalationLevel} + 1`, escalatedAt: now, updatedAt: now })
+        .where(eq(decisions.id, id))
+        .returning();
+      const change = {
+        type: "escalated",
+        actorKeyId: null,
+        fromStatus: "pending",
+        reason: `no verdict within ${deadline} s`,
+        data: sql`jsonb_build_object('level', updated.escalation_level, 'automatic', true, 'escalate_after', ${deadline}::int)`,
+      } as const;
+      escalated.push(changedRow(await tx.execute(changeStatement(update, change, now)))!);
+    }
+  });
+  for (const changed of escalated) await afterChange(deps, changed, "pending");
+  return escalated.length;
 }
 
 /** The window the decision was created with (kept in its audit trail), for escalate-on-timeout. */

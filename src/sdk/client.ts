@@ -1,5 +1,7 @@
 import { DecisionsApi } from "./decisions";
 import { KeysApi, TokensApi } from "./keys";
+import { NotificationsApi } from "./notifications";
+import { OperatorsApi } from "./operators";
 import { ReceiptsApi } from "./receipts";
 import { TelemetryApi } from "./telemetry";
 import { type ClientOptions, Transport } from "./transport";
@@ -18,6 +20,8 @@ export class ArbiterClient {
   readonly telemetry: TelemetryApi;
   readonly keys: KeysApi;
   readonly tokens: TokensApi;
+  readonly operators: OperatorsApi;
+  readonly notifications: NotificationsApi;
 
   constructor(options: ClientOptions) {
     const http = new Transport(options);
@@ -26,5 +30,7 @@ export class ArbiterClient {
     this.telemetry = new TelemetryApi(http);
     this.keys = new KeysApi(http);
     this.tokens = new TokensApi(http);
+    this.operators = new OperatorsApi(http);
+    this.notifications = new NotificationsApi(http);
   }
 }

@@ -93,7 +93,7 @@ export class Transport {
     this.maxRetryDelayMs = options.maxRetryDelayMs ?? 60_000;
   }
 
-  async send<T>(method: "GET" | "POST", path: string, options: RequestOptions = {}): Promise<T> {
+  async send<T>(method: "GET" | "POST" | "PATCH", path: string, options: RequestOptions = {}): Promise<T> {
     const url = this.url(path, options.query);
     const headers: Record<string, string> = { ...this.headers, Accept: "application/json" };
     if (options.body !== undefined) headers["Content-Type"] = "application/json";

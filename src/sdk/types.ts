@@ -21,6 +21,8 @@ import type {
   ReceiptClaimsSchema,
   ReceiptSchema,
 } from "../decisions/schemas";
+import type { CreateRouteBody, NotificationDeliverySchema, NotificationRouteSchema, UpdateRouteBody } from "../notify/routes";
+import type { CreateOperatorBody, DisabledOperatorSchema, ListOperatorsQuery, OperatorSchema, UpdateOperatorBody } from "../people/routes";
 import type { Snapshot, SnapshotInput, TelemetryBatchAccepted, TelemetryEventInput } from "../telemetry/schemas";
 
 /**
@@ -65,3 +67,14 @@ export type ListKeysOptions = PageQuery<typeof ListKeysQuery>;
 export type IssueTokenRequest = z.input<typeof IssueTokenBody>;
 export type ServiceToken = z.output<typeof ServiceTokenSchema>;
 export type RevokedToken = z.output<typeof RevokedTokenSchema>;
+
+export type Operator = z.output<typeof OperatorSchema>;
+export type DisabledOperator = z.output<typeof DisabledOperatorSchema>;
+export type CreateOperatorRequest = z.input<typeof CreateOperatorBody>;
+export type UpdateOperatorRequest = z.input<typeof UpdateOperatorBody>;
+export type ListOperatorsOptions = PageQuery<typeof ListOperatorsQuery>;
+
+export type NotificationRoute = z.output<typeof NotificationRouteSchema>;
+export type NotificationDelivery = z.output<typeof NotificationDeliverySchema>;
+export type CreateNotificationRouteRequest = z.input<typeof CreateRouteBody>;
+export type UpdateNotificationRouteRequest = z.input<typeof UpdateRouteBody>;

@@ -196,6 +196,36 @@ describe("telemetry and keys", () => {
   });
 });
 
+describe("operators", () => {
+  test("create a person, give them a key made for them and one made before, list them, disable them", async () => {
+    const email = `grace.${crypto.randomUUID().slice(0, 8)}@example.com`;
+    const created = await cli(["operators", "create", "--name", "Grace Hopper", "--role", "operator", "--email", email, "--json"]);
+    expect(created.code).toBe(0);
+    const person = JSON.parse(created.stdout);
+    expect(person).toMatchObject({ name: "Grace Hopper", role: "operator", email, status: "active" });
+
+    const theirs = JSON.parse(
+      (await cli(["keys", "create", "--name", "grace-cli", "--role", "operator", "--operator", person.id, "--json"])).stdout,
+    );
+    expect(theirs.operator_id).toBe(person.id);
+    const older = JSON.parse((await cli(["keys", "create", "--name", "grace-old", "--role", "readonly", "--json"])).stdout);
+    const assigned = await cli(["operators", "assign-key", person.id, older.id]);
+    expect(assigned.code).toBe(0);
+    expect(assigned.stdout).toMatch(new RegExp(`^operator_id:\\s+${person.id}$`, "m"));
+
+    const list = await cli(["operators", "list", "--status", "active", "--all"]);
+    expect(list.stdout).toContain(person.id);
+    expect(list.stdout).toContain(email);
+
+    const disabled = await cli(["operators", "disable", person.id, "--json"]);
+    expect(disabled.code).toBe(0);
+    expect(JSON.parse(disabled.stdout).revoked_key_ids.sort()).toEqual([theirs.id, older.id].sort());
+    const again = await cli(["operators", "disable", person.id]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("operator_disabled");
+  });
+});
+
 describe("exit codes and secrecy", () => {
   test("an API error exits 1 with its code; the configured key is never printed", async () => {
     const missing = await cli(["decisions", "get", crypto.randomUUID()]);
@@ -243,7 +273,15 @@ describe("exit codes and secrecy", () => {
   test("help lists every command and exits 0", async () => {
     const help = await cli(["help"], { as: null });
     expect(help.code).toBe(0);
-    for (const command of ["decisions list", "decisions wait", "telemetry send", "keys create", "keys revoke"]) {
+    for (const command of [
+      "decisions list",
+      "decisions wait",
+      "telemetry send",
+      "keys create",
+      "keys revoke",
+      "operators create",
+      "operators disable",
+    ]) {
       expect(help.stdout).toContain(`arbiter ${command}`);
     }
   });

@@ -153,6 +153,129 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/operators": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List people, newest first */
+        get: operations["listOperators"];
+        put?: never;
+        /** Record a person who can hold keys and approve */
+        post: operations["createOperator"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operators/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One person */
+        get: operations["getOperator"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change a person's name, role, email or Slack id (a role is lowered only when none of their keys outranks it) */
+        patch: operations["updateOperator"];
+        trace?: never;
+    };
+    "/v1/operators/{id}/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Disable a person and revoke every key (and token) they hold, at once */
+        post: operations["disableOperator"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/operators/{id}/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Give an existing active key to this person (its later approvals count for them) */
+        post: operations["assignKeyToOperator"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/notification-routes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Notification routes, newest first */
+        get: operations["listNotificationRoutes"];
+        put?: never;
+        /** Choose who is told about which decisions, and where (Slack, email) */
+        post: operations["createNotificationRoute"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/notification-routes/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One notification route */
+        get: operations["getNotificationRoute"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change or disable a notification route */
+        patch: operations["updateNotificationRoute"];
+        trace?: never;
+    };
+    "/v1/decisions/{id}/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The delivery log of one decision: every message sent, updated, skipped or failed */
+        get: operations["listDecisionNotifications"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health/live": {
         parameters: {
             query?: never;
@@ -443,7 +566,7 @@ export interface components {
             /** @enum {string} */
             role: "admin" | "operator" | "readonly" | "service";
             /** @description effective permissions: the role's, or the narrower set the key was created with */
-            permissions: ("decisions:create" | "decisions:read" | "decisions:resolve" | "decisions:escalate" | "decisions:cancel" | "telemetry:write" | "telemetry:read" | "keys:create" | "keys:read" | "keys:revoke" | "tokens:issue" | "metrics:read" | "audit:read")[];
+            permissions: ("decisions:create" | "decisions:read" | "decisions:resolve" | "decisions:escalate" | "decisions:cancel" | "telemetry:write" | "telemetry:read" | "keys:create" | "keys:read" | "keys:revoke" | "tokens:issue" | "metrics:read" | "audit:read" | "notifications:manage")[];
             narrowed: boolean;
             /** @description first characters of the key, to tell keys apart; not a secret */
             display_prefix: string;
@@ -454,6 +577,11 @@ export interface components {
             };
             /** Format: uuid */
             created_by: string | null;
+            /**
+             * Format: uuid
+             * @description the person who holds the key; null for a key that is no person's (a service)
+             */
+            operator_id: string | null;
             /** Format: uuid */
             rotated_from: string | null;
             created_at: string;
@@ -479,7 +607,7 @@ export interface components {
             expires_at: string;
             /** Format: uuid */
             jti: string;
-            permissions: ("decisions:create" | "decisions:read" | "decisions:resolve" | "decisions:escalate" | "decisions:cancel" | "telemetry:write" | "telemetry:read" | "keys:create" | "keys:read" | "keys:revoke" | "tokens:issue" | "metrics:read" | "audit:read")[];
+            permissions: ("decisions:create" | "decisions:read" | "decisions:resolve" | "decisions:escalate" | "decisions:cancel" | "telemetry:write" | "telemetry:read" | "keys:create" | "keys:read" | "keys:revoke" | "tokens:issue" | "metrics:read" | "audit:read" | "notifications:manage")[];
         };
         AuthEvent: {
             /** Format: uuid */
@@ -512,6 +640,117 @@ export interface components {
             keys: {
                 [key: string]: unknown;
             }[];
+        };
+        Operator: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            email: string | null;
+            slack_user_id: string | null;
+            /**
+             * @description caps the permissions of the keys this person may hold
+             * @enum {string}
+             */
+            role: "admin" | "operator" | "readonly" | "service";
+            /** @enum {string} */
+            status: "active" | "disabled";
+            /** Format: uuid */
+            created_by: string | null;
+            created_at: string;
+            updated_at: string;
+            disabled_at: string | null;
+        };
+        NotificationRoute: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            kinds: string[] | null;
+            /** @enum {string|null} */
+            min_priority: "low" | "medium" | "high" | "critical" | null;
+            level: number;
+            targets: components["schemas"]["NotificationTarget"][];
+            escalate_after_seconds: number | null;
+            enabled: boolean;
+            /** Format: uuid */
+            created_by: string | null;
+            created_at: string;
+            updated_at: string;
+        };
+        NotificationTarget: {
+            /** @enum {string} */
+            type: "slack_channel";
+            channel: string;
+        } | {
+            /** @enum {string} */
+            type: "people";
+            operator_ids: string[];
+            via: ("slack" | "email")[];
+        } | {
+            /** @enum {string} */
+            type: "email";
+            addresses: string[];
+        };
+        /**
+         * @example {
+         *       "name": "payments on-call",
+         *       "kinds": [
+         *         "refund"
+         *       ],
+         *       "min_priority": "high",
+         *       "level": 0,
+         *       "targets": [
+         *         {
+         *           "type": "slack_channel",
+         *           "channel": "#payments-approvals"
+         *         }
+         *       ],
+         *       "escalate_after_seconds": 900,
+         *       "enabled": true
+         *     }
+         */
+        CreateNotificationRoute: {
+            name: string;
+            /** @description null or absent: every kind */
+            kinds?: string[] | null;
+            /**
+             * @description this priority and above; null: every priority
+             * @enum {string|null}
+             */
+            min_priority?: "low" | "medium" | "high" | "critical" | null;
+            /**
+             * @description 0: told when a decision is created; N: when it is escalated to N
+             * @default 0
+             */
+            level?: number;
+            targets: components["schemas"]["NotificationTarget"][];
+            /** @description decisions this route is told about escalate one level when nobody decided within this long */
+            escalate_after_seconds?: number | null;
+            /** @default true */
+            enabled?: boolean;
+        };
+        NotificationDelivery: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            route_id: string | null;
+            /** @description the decision audit event it tells about */
+            event_id: number;
+            /** @enum {string} */
+            channel: "slack" | "email";
+            /** @description a Slack channel or user id, or an email address */
+            target: string;
+            /** Format: uuid */
+            operator_id: string | null;
+            /** @enum {string} */
+            purpose: "request" | "update";
+            /** @enum {string} */
+            status: "pending" | "sent" | "skipped" | "failed";
+            attempts: number;
+            last_error: string | null;
+            created_at: string;
+            sent_at: string | null;
+            /** @description while pending */
+            next_attempt_at: string | null;
         };
         Liveness: {
             /** @enum {string} */
@@ -555,9 +794,19 @@ export interface components {
             status: "pending" | "approved" | "rejected" | "expired" | "cancelled";
             escalation_level: number;
             required_approvals: number;
+            /** @description the keys that approved, in order */
             approvals: string[];
+            /** @description the distinct people behind those approvals (a key's operator, else the key): the quorum count */
+            approver_people: string[];
             /** Format: uuid */
             requester_key_id: string;
+            /**
+             * Format: uuid
+             * @description the requester's person (or key); none of their keys may approve
+             */
+            requester_person_id: string;
+            escalate_after: number | null;
+            escalated_at: string | null;
             /** Format: uuid */
             resolved_by: string | null;
             resolution_reason: string | null;
@@ -599,6 +848,8 @@ export interface components {
              */
             on_timeout?: "reject" | "approve" | "escalate";
             callback_url?: string;
+            /** @description seconds: when nobody decided within this long (of creation, then of each escalation), escalate one level */
+            escalate_after?: number;
         };
         DecisionPage: {
             data: components["schemas"]["Decision"][];
@@ -666,6 +917,7 @@ export interface components {
             decided_by: components["schemas"]["ReceiptDecidedBy"];
             quorum: {
                 required: number;
+                /** @description distinct people who approved */
                 approvals: number;
             };
             /** Format: uuid */
@@ -679,6 +931,8 @@ export interface components {
             people: {
                 /** Format: uuid */
                 key_id: string;
+                /** Format: uuid */
+                person_id: string;
                 name: string | null;
             }[];
         } | {
@@ -790,6 +1044,7 @@ export interface operations {
                 cursor?: string;
                 role?: "admin" | "operator" | "readonly" | "service";
                 status?: "active" | "expired" | "revoked" | "rotating";
+                operator_id?: string;
             };
             header?: never;
             path?: never;
@@ -879,12 +1134,17 @@ export interface operations {
                     /** @enum {string} */
                     role: "admin" | "operator" | "readonly" | "service";
                     /** @description narrow the key to these of its role's permissions */
-                    permissions?: ("decisions:create" | "decisions:read" | "decisions:resolve" | "decisions:escalate" | "decisions:cancel" | "telemetry:write" | "telemetry:read" | "keys:create" | "keys:read" | "keys:revoke" | "tokens:issue" | "metrics:read" | "audit:read")[];
+                    permissions?: ("decisions:create" | "decisions:read" | "decisions:resolve" | "decisions:escalate" | "decisions:cancel" | "telemetry:write" | "telemetry:read" | "keys:create" | "keys:read" | "keys:revoke" | "tokens:issue" | "metrics:read" | "audit:read" | "notifications:manage")[];
                     metadata?: {
                         [key: string]: unknown;
                     };
                     /** Format: date-time */
                     expires_at?: string;
+                    /**
+                     * Format: uuid
+                     * @description the person who will hold the key; their role must include every permission of the key
+                     */
+                    operator_id?: string;
                 };
             };
         };
@@ -1289,7 +1549,7 @@ export interface operations {
                     /** @description capped by the server's maximum */
                     ttl_seconds?: number;
                     /** @description narrow the token to these of the key's permissions */
-                    permissions?: ("decisions:create" | "decisions:read" | "decisions:resolve" | "decisions:escalate" | "decisions:cancel" | "telemetry:write" | "telemetry:read" | "keys:create" | "keys:read" | "keys:revoke" | "tokens:issue" | "metrics:read" | "audit:read")[];
+                    permissions?: ("decisions:create" | "decisions:read" | "decisions:resolve" | "decisions:escalate" | "decisions:cancel" | "telemetry:write" | "telemetry:read" | "keys:create" | "keys:read" | "keys:revoke" | "tokens:issue" | "metrics:read" | "audit:read" | "notifications:manage")[];
                 };
             };
         };
@@ -1505,7 +1765,7 @@ export interface operations {
                 /** @description next_cursor from the previous page */
                 cursor?: string;
                 actor_key_id?: string;
-                action?: "authenticate" | "key.create" | "key.revoke" | "key.rotate" | "token.issue" | "token.revoke";
+                action?: "authenticate" | "key.create" | "key.revoke" | "key.rotate" | "key.assign" | "token.issue" | "token.revoke" | "operator.create" | "operator.update" | "operator.disable" | "route.create" | "route.update";
                 outcome?: "success" | "failure";
                 since?: string;
                 until?: string;
@@ -1688,6 +1948,1127 @@ export interface operations {
             };
             /** @description Invalid request (validation details name each field) */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error; quote the request id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable or the request timed out; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listOperators: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description next_cursor from the previous page */
+                cursor?: string;
+                role?: "admin" | "operator" | "readonly" | "service";
+                status?: "active" | "disabled";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of people */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Operator"][];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid request (validation details name each field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated, but not permitted */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error; quote the request id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable or the request timed out; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createOperator: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    /** @enum {string} */
+                    role: "admin" | "operator" | "readonly" | "service";
+                    /** Format: email */
+                    email?: string;
+                    slack_user_id?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Operator"];
+                };
+            };
+            /** @description Invalid request (validation details name each field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated, but not permitted */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not of a media type the operation accepts */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error; quote the request id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable or the request timed out; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getOperator: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The person */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Operator"];
+                };
+            };
+            /** @description Invalid request (validation details name each field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated, but not permitted */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error; quote the request id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable or the request timed out; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateOperator: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    /** @enum {string} */
+                    role?: "admin" | "operator" | "readonly" | "service";
+                    /**
+                     * Format: email
+                     * @description null clears it
+                     */
+                    email?: string | null;
+                    /** @description null clears it */
+                    slack_user_id?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description The person */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Operator"];
+                };
+            };
+            /** @description Invalid request (validation details name each field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated, but not permitted */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not of a media type the operation accepts */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error; quote the request id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable or the request timed out; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    disableOperator: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Disabled */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Operator"] & {
+                        /** @description the person's keys revoked with it */
+                        revoked_key_ids: string[];
+                    };
+                };
+            };
+            /** @description Invalid request (validation details name each field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated, but not permitted */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error; quote the request id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable or the request timed out; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    assignKeyToOperator: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: uuid */
+                    key_id: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The key, now held by the person */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            /** @description Invalid request (validation details name each field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated, but not permitted */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not of a media type the operation accepts */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Semantically invalid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error; quote the request id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable or the request timed out; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listNotificationRoutes: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description next_cursor from the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of routes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["NotificationRoute"][];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid request (validation details name each field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated, but not permitted */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error; quote the request id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable or the request timed out; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createNotificationRoute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateNotificationRoute"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationRoute"];
+                };
+            };
+            /** @description Invalid request (validation details name each field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated, but not permitted */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not of a media type the operation accepts */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Semantically invalid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error; quote the request id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable or the request timed out; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getNotificationRoute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The route */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationRoute"];
+                };
+            };
+            /** @description Invalid request (validation details name each field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated, but not permitted */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error; quote the request id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable or the request timed out; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateNotificationRoute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    /** @description null or absent: every kind */
+                    kinds?: string[] | null;
+                    /**
+                     * @description this priority and above; null: every priority
+                     * @enum {string|null}
+                     */
+                    min_priority?: "low" | "medium" | "high" | "critical" | null;
+                    /** @description 0: told when a decision is created; N: when it is escalated to N */
+                    level?: number;
+                    targets?: components["schemas"]["NotificationTarget"][];
+                    /** @description decisions this route is told about escalate one level when nobody decided within this long */
+                    escalate_after_seconds?: number | null;
+                    enabled?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description The route */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationRoute"];
+                };
+            };
+            /** @description Invalid request (validation details name each field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated, but not permitted */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not yours to see) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body larger than the limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body is not of a media type the operation accepts */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Semantically invalid */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error; quote the request id when reporting it */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency is unavailable or the request timed out; see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listDecisionNotifications: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deliveries, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["NotificationDelivery"][];
+                    };
+                };
+            };
+            /** @description Invalid request (validation details name each field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Authenticated, but not permitted */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not yours to see) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -60,7 +60,7 @@ describe("decision receipts", () => {
       outcome: "approved",
       payload_hash: decision.payload_hash,
       requested_payload_hash: decision.payload_hash,
-      decided_by: { type: "people", people: [{ key_id: t.keyIds.operator, name: "test-operator" }] },
+      decided_by: { type: "people", people: [{ key_id: t.keyIds.operator, person_id: t.keyIds.operator, name: "test-operator" }] },
       quorum: { required: 1, approvals: 1 },
       requester_key_id: t.keyIds.service,
       decided_at: settled.resolved_at,
@@ -140,8 +140,8 @@ describe("decision receipts", () => {
     expect(quorumClaims.decided_by).toEqual({
       type: "people",
       people: [
-        { key_id: t.keyIds.operator, name: "test-operator" },
-        { key_id: second.id, name: "second-operator" },
+        { key_id: t.keyIds.operator, person_id: t.keyIds.operator, name: "test-operator" },
+        { key_id: second.id, person_id: second.id, name: "second-operator" },
       ],
     });
     expect(quorumClaims.quorum).toEqual({ required: 2, approvals: 2 });
@@ -151,7 +151,7 @@ describe("decision receipts", () => {
     const rejectedBody = await receiptOf(rejected.id);
     expect(rejectedBody.claims).toMatchObject({
       outcome: "rejected",
-      decided_by: { type: "people", people: [{ key_id: t.keyIds.admin, name: "test-admin" }] },
+      decided_by: { type: "people", people: [{ key_id: t.keyIds.admin, person_id: t.keyIds.admin, name: "test-admin" }] },
     });
     const verifiedRejection = await verifyReceipt(rejectedBody.receipt, { jwks: await jwks(), payload: samplePayload });
     expect(verifiedRejection.approved).toBe(false);

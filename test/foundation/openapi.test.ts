@@ -23,8 +23,11 @@ afterAll(() => t.close());
 const toOpenApiPath = (path: string) => path.replace(/:([A-Za-z0-9_]+)(\{[^}]*\})?/g, "{$1}");
 /** The document itself, its viewer, and the MCP endpoint: one JSON-RPC URL whose tools docs/agents.md describes, not REST operations. */
 const UNDOCUMENTED = new Set(["/openapi.json", "/docs", "/mcp"]);
-/** The operator console's HTML pages and forms are for browsers, not part of the API. */
-const isConsolePage = (path: string) => path === "/console" || path.startsWith("/console/");
+/**
+ * The operator console's HTML pages and forms are for browsers, and the integration endpoints are for
+ * Slack and email recipients (docs/notifications.md): neither is part of the API.
+ */
+const isConsolePage = (path: string) => path === "/console" || path.startsWith("/console/") || path.startsWith("/integrations/");
 
 const endpoints = () => {
   const seen = new Set<string>();

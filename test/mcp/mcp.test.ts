@@ -84,7 +84,10 @@ describe("MCP server", () => {
       expect(isError).toBe(false);
       expect(result).toMatchObject({ decision_id: pending!.id, status: "approved", approved: true, payload_hash: pending!.payload_hash });
       const verified = await verifyReceipt(result.receipt, { jwks: await jwks(), payload: samplePayload, decisionId: pending!.id });
-      expect(verified.claims.decided_by).toEqual({ type: "people", people: [{ key_id: t.keyIds.operator, name: "test-operator" }] });
+      expect(verified.claims.decided_by).toEqual({
+        type: "people",
+        people: [{ key_id: t.keyIds.operator, person_id: t.keyIds.operator, name: "test-operator" }],
+      });
 
       // Asking again with the same idempotency key answers the same decision.
       const again = await call(agent, "request_approval", { ...input, wait_seconds: 0 });

@@ -32,6 +32,7 @@ export async function seedEveryTable(db: Database, now = new Date("2026-01-02T03
     payload: { service: "api", version: 3, nested: { list: [1, 2.5, null] } },
     payloadHash: "0".repeat(64),
     requesterKeyId: key.id,
+    requesterPersonId: key.id,
     expiresAt: new Date(now.getTime() + 3_600_000),
     createdAt: now,
   });

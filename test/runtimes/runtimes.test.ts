@@ -155,7 +155,7 @@ for (const runtime of RUNTIMES) {
         const verified = await verifyReceipt(result.receipt, { jwks, payload: { runtime: runtime.name }, decisionId: approvedId });
         expect(verified.claims.decided_by).toEqual({
           type: "people",
-          people: [{ key_id: keys.operator.id, name: `${runtime.name}-operator` }],
+          people: [{ key_id: keys.operator.id, person_id: keys.operator.id, name: `${runtime.name}-operator` }],
         });
       } finally {
         await mcp.close();

@@ -61,7 +61,10 @@ describe("requestApproval", () => {
     expect(result.decision).toMatchObject({ id, status: "approved", resolution_reason: "go" });
     expect(result.payload).toEqual(samplePayload);
     const verified = await verifyReceipt(result.receipt!, { jwks: await jwks(), payload: samplePayload, decisionId: id });
-    expect(verified.claims.decided_by).toEqual({ type: "people", people: [{ key_id: t.keyIds.operator, name: "test-operator" }] });
+    expect(verified.claims.decided_by).toEqual({
+      type: "people",
+      people: [{ key_id: t.keyIds.operator, person_id: t.keyIds.operator, name: "test-operator" }],
+    });
   });
 
   test("an edited approval answers the edited payload, verified against the receipt", async () => {
