@@ -9,7 +9,7 @@ import { authenticate, rateLimit } from "./auth/middleware";
 import { authRoutes } from "./auth/routes";
 import { createAuthRuntime } from "./auth/runtime";
 import { consoleRoutes } from "./console/routes";
-import { isDatabaseUnavailable } from "./db/errors";
+import { isDatabaseUnavailable, isStorageFull } from "./db/errors";
 import { uuidv7 } from "./db/ids";
 import { decisionRoutes } from "./decisions/routes";
 import type { AppDeps } from "./deps";
@@ -98,6 +98,9 @@ export type App = ReturnType<typeof createApp>;
 /** Stable codes for the client errors Hono raises itself (body limit, content type). */
 const CLIENT_ERROR_CODES: Partial<Record<number, string>> = { 413: "payload_too_large", 415: "unsupported_media_type" };
 
+/** Freeing disk space takes an operator: a client should not retry every second meanwhile. */
+const STORAGE_FULL_RETRY_AFTER_S = 30;
+
 function handleError(error: Error, c: Context<AppEnv>, deps: AppDeps): Response {
   if (error instanceof ApiError) return errorResponse(c, error);
   if (error instanceof HTTPException) {
@@ -109,6 +112,18 @@ function handleError(error: Error, c: Context<AppEnv>, deps: AppDeps): Response 
     }
   }
   const requestIdValue = c.get("requestId");
+  if (isStorageFull(error)) {
+    // An operator must free space: logged as an error, answered as a retryable outage of writes.
+    (c.get("logger") ?? deps.logger).error("database storage full", { request_id: requestIdValue, error: (error as Error).message });
+    return c.json(
+      errorBody(
+        "insufficient_storage",
+        "the database has no storage left for this write; nothing stored was changed; retry after the number of seconds in Retry-After",
+      ),
+      503,
+      { "Retry-After": String(STORAGE_FULL_RETRY_AFTER_S) },
+    );
+  }
   if (isDatabaseUnavailable(error)) {
     (c.get("logger") ?? deps.logger).warn("database unavailable", { request_id: requestIdValue, error: (error as Error).message });
     return c.json(
