@@ -165,7 +165,7 @@ async function main(): Promise<SoakResults> {
     await sleep(loadStarted + DURATION_S * 1000 - performance.now());
     sample("load");
     await load.stopRequests();
-    // Every acknowledged create must reach every stream (resumed streams included): give the last ones a moment.
+    // Every acknowledged change must reach every stream (resumed streams included): give the last ones a moment.
     const streamDeadline = performance.now() + 10_000;
     while (load.streamGaps().length && performance.now() < streamDeadline) await sleep(100);
     const streamGaps = load.streamGaps();
@@ -194,7 +194,9 @@ async function main(): Promise<SoakResults> {
         `${ledger.missing} acknowledged write(s) missing, ${ledger.duplicates} duplicated, ${ledger.unacknowledged} unacknowledged`,
       );
     for (const gap of streamGaps)
-      failures.push(`stream ${gap.stream}: ${gap.missing} acknowledged create(s) never delivered, ${gap.repeated} delivered twice`);
+      failures.push(
+        `stream ${gap.stream}: ${gap.missing} acknowledged change(s) never delivered, ${gap.repeated} delivered more than once`,
+      );
 
     const operations = Object.fromEntries(
       [...load.stats].map(([name, s]) => [
@@ -230,7 +232,7 @@ async function main(): Promise<SoakResults> {
       samples,
       rss: { start_mib: samples[0]!.rss_mib, baseline_mib: baseline.rss_mib, max_mib: maxRss, end_mib: samples.at(-1)!.rss_mib },
       fds: { start: samples[0]!.fds, baseline: baseline.fds, max: maxFds, end: samples.at(-1)!.fds },
-      streams: load.streams.map((s) => ({ opens: s.opens, events: s.events, creates_seen: s.created.size })),
+      streams: load.streams.map((s) => ({ opens: s.opens, events: s.events, changes_seen: s.changes.size })),
       ledger,
       errors: load.errors.slice(0, 50),
       failures,

@@ -55,9 +55,9 @@ export interface SoakError {
   detail: string;
 }
 
-/** What each held stream saw: the `created` events by decision id (a repeat is counted, not hidden). */
+/** What each held stream saw: its change events by `<type>:<decision id>` (a repeat is counted, not hidden). */
 interface StreamState {
-  created: Map<string, number>;
+  changes: Map<string, number>;
   lastEventId?: string;
   opens: number;
   events: number;
@@ -263,10 +263,8 @@ export function createSoakLoad(base: string, keys: Keys, rates: SoakRates) {
           if (!id || !type || !data) continue;
           state.lastEventId = id;
           state.events++;
-          if (type === "created") {
-            const decisionId = (JSON.parse(data) as { decision_id: string }).decision_id;
-            state.created.set(decisionId, (state.created.get(decisionId) ?? 0) + 1);
-          }
+          const change = `${type}:${(JSON.parse(data) as { decision_id: string }).decision_id}`;
+          state.changes.set(change, (state.changes.get(change) ?? 0) + 1);
         }
       }
       fail("stream", "the server ended an event stream");
@@ -285,7 +283,7 @@ export function createSoakLoad(base: string, keys: Keys, rates: SoakRates) {
     let allOpen: () => void = () => {};
     const opened = new Promise<void>((resolve) => (allOpen = resolve));
     for (let i = 0; i < rates.streams; i++) {
-      const state: StreamState = { created: new Map(), opens: 0, events: 0 };
+      const state: StreamState = { changes: new Map(), opens: 0, events: 0 };
       streams.push(state);
       let first = true;
       streamLoops.push(
@@ -335,14 +333,20 @@ export function createSoakLoad(base: string, keys: Keys, rates: SoakRates) {
       clearInterval(ticker);
       while (inFlight.size) await Promise.all([...inFlight]);
     },
-    /** which acknowledged creates a stream has not seen exactly once (empty when every stream saw every one) */
+    /** the acknowledged changes a stream has not delivered exactly once (empty when every stream delivered every one) */
     streamGaps(): { stream: number; missing: number; repeated: number }[] {
+      const acknowledged = [
+        ...[...ledger.creates.values()].map((id) => `created:${id}`),
+        ...[...ledger.approved].map((id) => `approved:${id}`),
+        ...[...ledger.rejected].map((id) => `rejected:${id}`),
+        ...[...ledger.consumed].map((id) => `consumed:${id}`),
+      ];
       return streams
         .map((state, stream) => {
           let missing = 0;
           let repeated = 0;
-          for (const id of ledger.creates.values()) {
-            const seen = state.created.get(id) ?? 0;
+          for (const change of acknowledged) {
+            const seen = state.changes.get(change) ?? 0;
             if (seen === 0) missing++;
             if (seen > 1) repeated++;
           }

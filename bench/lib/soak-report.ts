@@ -39,7 +39,7 @@ export interface SoakResults {
   /** baseline: the first sample under load, against which growth is bounded */
   rss: { start_mib: number; baseline_mib: number; max_mib: number; end_mib: number };
   fds: { start: number; baseline: number; max: number; end: number };
-  streams: { opens: number; events: number; creates_seen: number }[];
+  streams: { opens: number; events: number; changes_seen: number }[];
   ledger: LedgerCheck;
   errors: SoakError[];
   failures: string[];
