@@ -73,6 +73,8 @@ export function createSoakLoad(base: string, keys: Keys, rates: SoakRates) {
   const stats = new Map<Operation, OperationStats>();
   const errors: SoakError[] = [];
   const inFlight = new Set<Promise<void>>();
+  /** the most requests in flight at once since the last `takePeakInFlight()` */
+  let peakInFlight = 0;
   /** created decisions not yet picked for a verdict, oldest first */
   const pending: string[] = [];
   const approvedUnconsumed: string[] = [];
@@ -122,6 +124,7 @@ export function createSoakLoad(base: string, keys: Keys, rates: SoakRates) {
       }
     })();
     inFlight.add(done);
+    peakInFlight = Math.max(peakInFlight, inFlight.size);
     void done.finally(() => inFlight.delete(done));
   }
 
@@ -313,6 +316,12 @@ export function createSoakLoad(base: string, keys: Keys, rates: SoakRates) {
     streams,
     openStreams,
     inFlight: () => inFlight.size,
+    /** the most requests in flight at once since the previous call (each may have opened a connection the client keeps) */
+    takePeakInFlight() {
+      const peak = peakInFlight;
+      peakInFlight = inFlight.size;
+      return peak;
+    },
     /** starts the schedule: every operation at its rate, credit accrued every 50 ms */
     start() {
       const credit = new Map<Operation, number>();

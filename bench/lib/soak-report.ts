@@ -15,6 +15,8 @@ export interface SoakSample {
   requests: number;
   errors: number;
   in_flight: number;
+  /** the most requests in flight at once since the previous sample */
+  peak_in_flight: number;
 }
 
 export interface SoakOperation {
@@ -33,6 +35,7 @@ export interface SoakResults {
   backends: string;
   machine: { cpus: number; model: string; load_at_start: number[]; load_at_end: number[] };
   rates: SoakRates;
+  /** fd_growth: the bound applied, FD_BOUND plus the growth of peak concurrency over the baseline's */
   bounds: { rss_growth_mib: number; fd_growth: number; sample_every_s: number };
   operations: Record<string, SoakOperation>;
   samples: SoakSample[];
@@ -74,10 +77,11 @@ export function soakMarkdown(r: SoakResults): string {
       ([name, o]) => `| ${name} | ${o.sent} | ${o.ok} | ${o.errors} | ${ms(o.p50_ms)} | ${ms(o.p99_ms)} | ${ms(o.max_ms)} |`,
     ),
     "",
-    "| Sample | At | RSS | fds | sockets | Requests | Errors | In flight |",
+    "| Sample | At | RSS | fds | sockets | Requests | Errors | In flight (peak since the previous sample) |",
     "|---|---:|---:|---:|---:|---:|---:|---:|",
     ...r.samples.map(
-      (s) => `| ${s.label} | ${s.at_s} s | ${s.rss_mib} MiB | ${s.fds} | ${s.sockets} | ${s.requests} | ${s.errors} | ${s.in_flight} |`,
+      (s) =>
+        `| ${s.label} | ${s.at_s} s | ${s.rss_mib} MiB | ${s.fds} | ${s.sockets} | ${s.requests} | ${s.errors} | ${s.in_flight} (${s.peak_in_flight ?? "—"}) |`,
     ),
   ];
   if (r.failures.length) out.push("", "## Failures", "", ...r.failures.map((f) => `- ${f}`));
