@@ -11,6 +11,7 @@ import { createAuthRuntime } from "./auth/runtime";
 import { consoleRoutes } from "./console/routes";
 import { isDatabaseUnavailable, isStorageFull } from "./db/errors";
 import { uuidv7 } from "./db/ids";
+import { storageReserve } from "./db/storage-reserve";
 import { decisionRoutes } from "./decisions/routes";
 import type { AppDeps } from "./deps";
 import { healthRoutes } from "./health/routes";
@@ -55,6 +56,14 @@ export function createApp(deps: AppDeps) {
   app.use("/v1/*", authenticate(auth.guard));
   app.use("/v1/*", rateLimit(auth.guard));
   app.use("/.well-known/*", rateLimit(auth.guard));
+  const { freeBytes } = deps.database;
+  if (freeBytes && deps.config.DATA_DIR_MIN_FREE_MB > 0) {
+    const reserve = storageReserve({ freeBytes, minFreeBytes: deps.config.DATA_DIR_MIN_FREE_MB * 2 ** 20 });
+    app.use(async (c, next) => {
+      if (!READ_METHODS.has(c.req.method)) reserve.check();
+      await next();
+    });
+  }
   // /metrics: a scraper holding METRICS_TOKEN, or an authenticated caller with metrics:read.
   app.use("/metrics", metricsTokenAccess(deps.config.METRICS_TOKEN, deps.metrics));
   app.use("/metrics", authenticate(auth.guard));
@@ -94,6 +103,9 @@ export function createApp(deps: AppDeps) {
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/** Methods that write nothing the caller asked for: served while the embedded database's storage reserve is reached. */
+const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /** Stable codes for the client errors Hono raises itself (body limit, content type). */
 const CLIENT_ERROR_CODES: Partial<Record<number, string>> = { 413: "payload_too_large", 415: "unsupported_media_type" };

@@ -19,8 +19,9 @@ setDefaultTimeout(30_000);
  * volume fills). Writes must get a clear 503 `insufficient_storage` JSON error (never a 500, never a
  * crash), reads go on, nothing already stored is lost or corrupted, and writes succeed again by
  * themselves once the ballast is removed; after a restart the database reopens with every
- * acknowledged write there once. Mounting a tmpfs needs root (CAP_SYS_ADMIN); without it the tests
- * skip and say why.
+ * acknowledged write there once. The embedded case runs twice: with the free-space reserve off
+ * (PGlite's own disk_full) and with the default reserve (writes refused before the disk is full).
+ * Mounting a tmpfs needs root (CAP_SYS_ADMIN); without it the tests skip and say why.
  */
 const mounts: string[] = [];
 /** A tmpfs of `size` at a new directory, owned by `owner`; its path, or why it could not be mounted. */
@@ -92,7 +93,7 @@ interface Answer {
 }
 
 /** The whole scenario on a database whose storage is the tmpfs at `mountPoint`. */
-async function diskFull(fault: string, env: Record<string, string>, mountPoint: string) {
+async function diskFull(fault: string, env: Record<string, string>, mountPoint: string, options: { reserve?: boolean } = {}) {
   const ballast = join(mountPoint, "ballast");
   const url = await start(env);
   const call = async (path: string, json?: unknown): Promise<Answer> => {
@@ -138,6 +139,8 @@ async function diskFull(fault: string, env: Record<string, string>, mountPoint: 
   const ballastBytes = fill(ballast);
   const free = statfsSync(mountPoint);
   expect(free.bavail).toBe(0);
+  // The reserve reads free space at most once a second: past that, it has seen the full disk.
+  if (options.reserve) await Bun.sleep(1_100);
 
   // Writes until the database meets the full disk (free space inside its existing pages goes first).
   const fullAt = answers.length;
@@ -150,7 +153,8 @@ async function diskFull(fault: string, env: Record<string, string>, mountPoint: 
   for (let i = 0; i < 5; i++) await writeRound();
   const whileFull = answers.slice(fullAt);
   for (const a of whileFull) {
-    expect([201, 202, 503]).toContain(a.status);
+    // With the reserve every write is refused, even a decision small enough for free room in PGlite's pages.
+    expect(options.reserve ? [503] : [201, 202, 503]).toContain(a.status);
     if (a.status === 503) expect(a.code).toBe("insufficient_storage");
   }
   // Reads go on, and the process is alive.
@@ -205,10 +209,26 @@ test.skipIf(Boolean(mountError))(
   "disk full under the embedded DATA_DIR: writes 503 insufficient_storage, reads go on, nothing stored lost, writes back once space returns",
   async () => {
     const { path } = embeddedMount as { path: string };
+    // The reserve off: PGlite itself meets the full disk and fails the statement with disk_full.
     await diskFull(
-      "disk full under the embedded DATA_DIR (a 128 MiB tmpfs filled by a ballast file)",
-      { DATA_DIR: join(path, "data") },
+      "disk full under the embedded DATA_DIR, reserve off (a 128 MiB tmpfs filled by a ballast file)",
+      { DATA_DIR: join(path, "data"), DATA_DIR_MIN_FREE_MB: "0" },
       path,
+    );
+  },
+  180_000,
+);
+
+test.skipIf(Boolean(mountError))(
+  "the embedded free-space reserve (DATA_DIR_MIN_FREE_MB, 64 MiB) refuses every write on a full disk, and lets them through again",
+  async () => {
+    const mounted = mountTmpfs("disk-full-reserve", "128m");
+    if ("error" in mounted) throw new Error(mounted.error);
+    await diskFull(
+      "disk full under the embedded DATA_DIR, default 64 MiB reserve (a 128 MiB tmpfs filled by a ballast file)",
+      { DATA_DIR: join(mounted.path, "data") },
+      mounted.path,
+      { reserve: true },
     );
   },
   180_000,

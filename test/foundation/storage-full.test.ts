@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, writeFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import { isDatabaseUnavailable, isStorageFull } from "../../src/db/errors";
+import { StorageReserveError, storageReserve } from "../../src/db/storage-reserve";
 import { startTestApp, type TestApp } from "../helpers/app";
+import { openTestDatabase } from "../helpers/db";
 
 // Per file: Bun applies a preload's default timeout to the first file of a run only.
 setDefaultTimeout(30_000);
@@ -89,4 +91,58 @@ test("a write that meets a full database is a 503 insufficient_storage JSON erro
   expect(((await read.json()) as { data: { id: string }[] }).data.map((e) => e.id)).toEqual(["fine-1"]);
   const none = await t.request("/v1/telemetry/events?source=disk-full", { as: "operator" });
   expect(((await none.json()) as { data: unknown[] }).data).toEqual([]);
+});
+
+describe("the embedded database's free-space reserve", () => {
+  test("refuses while less than the reserve is free, reads free space at most once a second, lets an unreadable disk through", () => {
+    let free = 100 * 2 ** 20;
+    let now = 0;
+    let reads = 0;
+    const reserve = storageReserve({
+      freeBytes: () => {
+        reads++;
+        if (free < 0) throw new Error("ENOENT");
+        return free;
+      },
+      minFreeBytes: 64 * 2 ** 20,
+      now: () => now,
+    });
+    reserve.check();
+    free = 10 * 2 ** 20;
+    reserve.check(); // the reading of a moment ago still stands
+    expect(reads).toBe(1);
+    now = 1_000;
+    expect(() => reserve.check()).toThrow(StorageReserveError);
+    let error: unknown;
+    try {
+      reserve.check();
+    } catch (e) {
+      error = e;
+    }
+    expect(isStorageFull(error)).toBe(true);
+    expect((error as Error).message).toBe("10 MiB free under the data directory, below the 64 MiB reserve");
+    free = -1;
+    now = 2_000;
+    reserve.check();
+    expect(reads).toBe(3);
+  });
+
+  test("through the app: writes 503 insufficient_storage below the reserve, reads served, writes back once space returns", async () => {
+    let free = 0;
+    const database = await openTestDatabase();
+    const app = await startTestApp({ database: Object.assign(database, { freeBytes: () => free }), env: { DATA_DIR_MIN_FREE_MB: "64" } });
+    try {
+      const refused = await app.request("/v1/telemetry/events", { method: "POST", as: "service", json: event("reserve", "reserve-1") });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("retry-after")).toBe("30");
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("insufficient_storage");
+      expect((await app.request("/v1/telemetry/events?source=reserve", { as: "operator" })).status).toBe(200);
+      free = 65 * 2 ** 20;
+      await Bun.sleep(1_050);
+      const stored = await app.request("/v1/telemetry/events", { method: "POST", as: "service", json: event("reserve", "reserve-2") });
+      expect(stored.status).toBe(202);
+    } finally {
+      await app.close();
+    }
+  });
 });
