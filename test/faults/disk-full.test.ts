@@ -20,7 +20,7 @@ setDefaultTimeout(30_000);
  * crash), reads go on, nothing already stored is lost or corrupted, and writes succeed again by
  * themselves once the ballast is removed; after a restart the database reopens with every
  * acknowledged write there once. The embedded case runs twice: with the free-space reserve off
- * (PGlite's own disk_full) and with the default reserve (writes refused before the disk is full).
+ * (PGlite's own disk_full) and with the default reserve (every write refused once it sees the full disk).
  * Mounting a tmpfs needs root (CAP_SYS_ADMIN); without it the tests skip and say why.
  */
 const mounts: string[] = [];
@@ -55,7 +55,8 @@ afterAll(async () => {
   }
   await cluster?.remove();
   for (const path of mounts) {
-    Bun.spawnSync(["umount", path]);
+    // A process that just exited may still hold files there for a moment.
+    for (let attempt = 0; attempt < 10 && Bun.spawnSync(["umount", path]).exitCode !== 0; attempt++) await Bun.sleep(200);
     rmSync(path, { recursive: true, force: true });
   }
 });
@@ -101,6 +102,8 @@ async function diskFull(fault: string, env: Record<string, string>, mountPoint: 
       method: json === undefined ? "GET" : "POST",
       headers: { "X-API-Key": key, "Content-Type": "application/json" },
       ...(json === undefined ? {} : { body: JSON.stringify(json) }),
+      // A database that blocks the process (PGlite unable to create a WAL segment) must fail the test, not hang it.
+      signal: AbortSignal.timeout(15_000),
     });
     const body = (await res.json()) as Record<string, unknown> & { error?: { code: string } };
     return { status: res.status, code: body.error?.code, retryAfter: res.headers.get("retry-after"), body };
@@ -149,7 +152,7 @@ async function diskFull(fault: string, env: Record<string, string>, mountPoint: 
   expect(refused).toBeDefined();
   expect(refused!.code).toBe("insufficient_storage");
   expect(refused!.retryAfter).toBe("30");
-  // More writes while full: every one refused the same way, none a 500.
+  // More writes while full: each stored or refused with insufficient_storage, none a 500.
   for (let i = 0; i < 5; i++) await writeRound();
   const whileFull = answers.slice(fullAt);
   for (const a of whileFull) {
@@ -177,7 +180,7 @@ async function diskFull(fault: string, env: Record<string, string>, mountPoint: 
 
   arbiter!.proc.kill("SIGTERM");
   expect(await arbiter!.exited).toBe(0);
-  // PGlite reopens what the full disk left, with every acknowledged write exactly once.
+  // The database reopens what the full disk left, with every acknowledged write exactly once.
   const database = await openDatabase(loadConfig(env));
   let stored: Awaited<ReturnType<typeof storedCopies>>;
   try {
