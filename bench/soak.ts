@@ -242,6 +242,7 @@ async function main(): Promise<SoakResults> {
       fds: { start: samples[0]!.fds, baseline: baseline.fds, max: maxFds, end: samples.at(-1)!.fds },
       streams: load.streams.map((s) => ({ opens: s.opens, events: s.events, changes_seen: s.changes.size })),
       ledger,
+      error_count: totalErrors,
       errors: load.errors.slice(0, 50),
       failures,
     };
@@ -261,7 +262,7 @@ writeFileSync(join(outDir, `${stem}.json`), `${JSON.stringify(results, null, 2)}
 writeFileSync(join(outDir, `${stem}.md`), soakMarkdown(results));
 const requests = Object.values(results.operations).reduce((sum, o) => sum + o.sent, 0);
 console.log(
-  `soak: ${results.duration_s} s, ${requests} requests, ${results.errors.length} errors; ` +
+  `soak: ${results.duration_s} s, ${requests} requests, ${results.error_count} errors; ` +
     `rss ${results.rss.start_mib} → ${results.rss.end_mib} MiB (max ${results.rss.max_mib}), fds ${results.fds.start} → ${results.fds.end} (max ${results.fds.max}); ` +
     `${results.ledger.writes_checked} acknowledged writes checked, ${results.ledger.missing} missing, ${results.ledger.duplicates} duplicated`,
 );

@@ -44,6 +44,8 @@ export interface SoakResults {
   fds: { start: number; baseline: number; max: number; end: number };
   streams: { opens: number; events: number; changes_seen: number }[];
   ledger: LedgerCheck;
+  error_count: number;
+  /** the first 50 */
   errors: SoakError[];
   failures: string[];
 }
@@ -63,7 +65,7 @@ export function soakMarkdown(r: SoakResults): string {
       `${rates.consumes} consumes, ${rates.telemetry_batches} telemetry batches of ${rates.telemetry_batch} events, ${rates.long_polls} long-polls ` +
       `(wait ${rates.long_poll_wait_s} s); ${rates.streams} SSE streams held open, each resumed with Last-Event-ID every ${rates.stream_rotate_s} s.`,
     "",
-    `${requests.toLocaleString("en-US")} requests, ${r.errors.length} errors. Resident memory ${r.rss.start_mib} MiB before the load, ` +
+    `${requests.toLocaleString("en-US")} requests, ${r.error_count} errors. Resident memory ${r.rss.start_mib} MiB before the load, ` +
       `${r.rss.baseline_mib} MiB at the first sample under load, at most ${r.rss.max_mib} MiB, ${r.rss.end_mib} MiB at the end ` +
       `(bound: +${r.bounds.rss_growth_mib} MiB over the first sample under load). Open files ${r.fds.start} → ${r.fds.baseline} → max ${r.fds.max} → ${r.fds.end} ` +
       `(bound: +${r.bounds.fd_growth}).`,
