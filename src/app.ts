@@ -9,8 +9,9 @@ import { authenticate, rateLimit } from "./auth/middleware";
 import { authRoutes } from "./auth/routes";
 import { createAuthRuntime } from "./auth/runtime";
 import { consoleRoutes } from "./console/routes";
-import { isDatabaseUnavailable } from "./db/errors";
+import { isDatabaseUnavailable, isStorageFull } from "./db/errors";
 import { uuidv7 } from "./db/ids";
+import { storageReserve } from "./db/storage-reserve";
 import { decisionRoutes } from "./decisions/routes";
 import type { AppDeps } from "./deps";
 import { healthRoutes } from "./health/routes";
@@ -58,6 +59,14 @@ export function createApp(deps: AppDeps) {
   app.use("/v1/*", authenticate(auth.guard));
   app.use("/v1/*", rateLimit(auth.guard));
   app.use("/.well-known/*", rateLimit(auth.guard));
+  const { freeBytes } = deps.database;
+  if (freeBytes && deps.config.DATA_DIR_MIN_FREE_MB > 0) {
+    const reserve = storageReserve({ freeBytes, minFreeBytes: deps.config.DATA_DIR_MIN_FREE_MB * 2 ** 20 });
+    app.use(async (c, next) => {
+      if (!READ_METHODS.has(c.req.method)) reserve.check();
+      await next();
+    });
+  }
   // /metrics: a scraper holding METRICS_TOKEN, or an authenticated caller with metrics:read.
   app.use("/metrics", metricsTokenAccess(deps.config.METRICS_TOKEN, deps.metrics));
   app.use("/metrics", authenticate(auth.guard));
@@ -104,8 +113,14 @@ export function createApp(deps: AppDeps) {
 
 export type App = ReturnType<typeof createApp>;
 
+/** Methods that write nothing the caller asked for: served while the embedded database's storage reserve is reached. */
+const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
 /** Stable codes for the client errors Hono raises itself (body limit, content type). */
 const CLIENT_ERROR_CODES: Partial<Record<number, string>> = { 413: "payload_too_large", 415: "unsupported_media_type" };
+
+/** Freeing disk space takes an operator: a client should not retry every second meanwhile. */
+const STORAGE_FULL_RETRY_AFTER_S = 30;
 
 function handleError(error: Error, c: Context<AppEnv>, deps: AppDeps): Response {
   if (error instanceof ApiError) return errorResponse(c, error);
@@ -118,6 +133,18 @@ function handleError(error: Error, c: Context<AppEnv>, deps: AppDeps): Response 
     }
   }
   const requestIdValue = c.get("requestId");
+  if (isStorageFull(error)) {
+    // An operator must free space: logged as an error, answered as a retryable outage of writes.
+    (c.get("logger") ?? deps.logger).error("database storage full", { request_id: requestIdValue, error: (error as Error).message });
+    return c.json(
+      errorBody(
+        "insufficient_storage",
+        "the database has no storage left for this write; nothing stored was changed; retry after the number of seconds in Retry-After",
+      ),
+      503,
+      { "Retry-After": String(STORAGE_FULL_RETRY_AFTER_S) },
+    );
+  }
   if (isDatabaseUnavailable(error)) {
     (c.get("logger") ?? deps.logger).warn("database unavailable", { request_id: requestIdValue, error: (error as Error).message });
     return c.json(

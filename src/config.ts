@@ -91,6 +91,8 @@ export const configSchema = z
     PORT: port.default(8100),
     HOST: z.string().trim().min(1).default("127.0.0.1"),
     DATA_DIR: z.string().trim().min(1).default("./.data"),
+    /** embedded only: writes are refused (503 insufficient_storage) while less than this is free under DATA_DIR; 0 turns it off */
+    DATA_DIR_MIN_FREE_MB: z.coerce.number().int().min(0).max(1_000_000).default(64),
     DATABASE_URL: optionalUrl(["postgres:", "postgresql:"]),
     DATABASE_POOL_MAX: positiveInt.max(1000).default(10),
     /** PostgreSQL cancels a server statement (or lock wait) past this; below REQUEST_TIMEOUT_MS so the statement fails first */

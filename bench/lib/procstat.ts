@@ -4,7 +4,7 @@
  * (VmRSS) sampled during it. A "tree" (PostgreSQL: the postmaster and its backends) is summed; its
  * memory is not reported, since shared buffers would be counted once per backend.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 /** clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on every Linux this runs on) */
 const TICKS_PER_SECOND = 100;
@@ -92,4 +92,23 @@ export function watch(processes: Watched[], intervalMs = 200): { stop(): Usage[]
       }));
     },
   };
+}
+
+/** A process's open file descriptors, and how many of them are sockets (its open connections and listeners). */
+export function openFiles(pid: number): { fds: number; sockets: number } {
+  let fds = 0;
+  let sockets = 0;
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      fds++;
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith("socket:")) sockets++;
+      } catch {
+        // closed between the listing and the read
+      }
+    }
+  } catch {
+    // the process is gone
+  }
+  return { fds, sockets };
 }

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statfsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
@@ -22,6 +22,8 @@ export interface DatabaseHandle {
   listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
   migrate(): Promise<void>;
   close(): Promise<void>;
+  /** bytes free to the database's files, when they are ours to watch (embedded PGlite with a data directory) */
+  freeBytes?(): number;
 }
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));
@@ -115,7 +117,14 @@ export async function openPglite(options: PgliteOptions = {}): Promise<DatabaseH
       closed = true;
       await client.close();
     },
+    ...(options.dataDir ? { freeBytes: () => freeBytesUnder(options.dataDir as string) } : {}),
   };
+}
+
+/** Bytes an unprivileged writer may still write on the filesystem holding `path`. */
+function freeBytesUnder(path: string): number {
+  const stats = statfsSync(path);
+  return stats.bavail * stats.bsize;
 }
 
 export interface PostgresOptions {

@@ -40,3 +40,17 @@ export function errorCodes(error: unknown): string[] {
 export function isDatabaseUnavailable(error: unknown): boolean {
   return errorCodes(error).some((code) => CONNECTION_CODES.has(code) || code.startsWith("08"));
 }
+
+/**
+ * The database's storage is full: PostgreSQL's disk_full (SQLSTATE 53100, e.g. `could not extend
+ * file`), which PGlite raises too when its data directory's filesystem returns ENOSPC, or the raw
+ * ENOSPC/EDQUOT of a write outside a statement, or the embedded database's free-space reserve
+ * (src/db/storage-reserve.ts) refusing a write. Nothing already stored is harmed (the failing
+ * statement is rolled back) and writes succeed again once space is freed, so it is answered 503
+ * with its own code rather than as a fault.
+ */
+const STORAGE_CODES = new Set(["53100", "ENOSPC", "EDQUOT", "STORAGE_RESERVE"]);
+
+export function isStorageFull(error: unknown): boolean {
+  return errorCodes(error).some((code) => STORAGE_CODES.has(code));
+}

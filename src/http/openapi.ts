@@ -30,8 +30,8 @@ export function defineRoute<const R extends RouteConfig & { operationId: string 
  * The error statuses every route can answer whatever its handler does, so the document declares each
  * status an operation can answer: 400 from the input guard and validation, 401/403/429 from
  * authentication, permission and rate limiting, 404 for an unknown id, 413/415 for a body over the
- * limit or of the wrong type, 500 for a fault, 503 when the database cannot be reached or the request
- * outlives REQUEST_TIMEOUT_MS.
+ * limit or of the wrong type, 500 for a fault, 503 when the database cannot be reached, has no storage
+ * left for a write, or the request outlives REQUEST_TIMEOUT_MS.
  */
 function answeredByMiddleware(isPublic: boolean, config: RouteConfig): ContentfulStatusCode[] {
   const statuses: ContentfulStatusCode[] = [400];

@@ -3,6 +3,7 @@ import postgres from "postgres";
 import { type DatabaseHandle, openPostgres } from "../../src/db/client";
 import { startTestApp, type TestApp } from "../helpers/app";
 import { postgresServerBinaries as bin, startThrowawayPostgres, type ThrowawayPostgres } from "../helpers/cluster";
+import { reportFault, storedCopies } from "./summary";
 
 // Per file: Bun applies a preload's default timeout to the first file of a run only.
 setDefaultTimeout(30_000);
@@ -44,6 +45,9 @@ async function timed(request: Promise<Response>) {
 
 test.skipIf(!bin)("a lock held for 6 s: blocked writes end in 503 within the statement timeout; other routes keep working", async () => {
   const locker = postgres(server.cluster.url, { max: 1, onnotice: () => {} });
+  const others: Awaited<ReturnType<typeof timed>>[] = [];
+  const eventIds: string[] = [];
+  let writes: Awaited<ReturnType<typeof timed>>[] = [];
   try {
     const held = locker.begin(async (tx) => {
       await tx`lock table decisions in exclusive mode`;
@@ -56,21 +60,21 @@ test.skipIf(!bin)("a lock held for 6 s: blocked writes end in 503 within the sta
       timed(t.request("/v1/decisions", { method: "POST", as: "service", json: { kind: "deploy", title: `slow ${n}`, payload: { n } } })),
     );
     await Bun.sleep(100);
-    const others = [];
     for (let n = 0; n < 5; n++) {
-      others.push(
-        await timed(
-          t.request("/v1/telemetry/events", {
-            method: "POST",
-            as: "service",
-            json: { events: [{ type: "probe", source: "slow", severity: "info", occurred_at: new Date().toISOString() }] },
-          }),
-        ),
+      const id = crypto.randomUUID();
+      const ingested = await timed(
+        t.request("/v1/telemetry/events", {
+          method: "POST",
+          as: "service",
+          json: { events: [{ id, type: "probe", source: "slow", severity: "info", occurred_at: new Date().toISOString() }] },
+        }),
       );
+      others.push(ingested);
+      if (ingested.status === 202) eventIds.push(id);
       // Routes on other tables (reads of decisions may settle overdue ones, a write behind the lock).
       others.push(await timed(t.request("/v1/keys?limit=5", { as: "admin" })));
     }
-    const writes = await Promise.all(blocked);
+    writes = await Promise.all(blocked);
     console.log(
       `postgres-slow: ${writes.length} blocked writes answered in ≤ ${Math.round(Math.max(...writes.map((w) => w.ms)))} ms ` +
         `(${writes.map((w) => w.status).join(",")}); ${others.length} other requests, slowest ${Math.round(Math.max(...others.map((o) => o.ms)))} ms`,
@@ -93,7 +97,23 @@ test.skipIf(!bin)("a lock held for 6 s: blocked writes end in 503 within the sta
   } finally {
     await locker.end();
   }
-  // Once the lock is gone, writes succeed again.
+  // Once the lock is gone, writes succeed again: at once, since no connection was left stuck.
+  const released = performance.now();
   const after = await t.request("/v1/decisions", { method: "POST", as: "service", json: { kind: "deploy", title: "after", payload: {} } });
+  const recoveredMs = performance.now() - released;
   expect(after.status).toBe(201);
+  const { id } = (await after.json()) as { id: string };
+
+  // The injected fault is the lock: the writes blocked behind it answer 503; nothing else may be a 5xx.
+  const stored = await storedCopies(database.db, { decisions: new Map([["after", id]]), events: eventIds });
+  reportFault({
+    fault: `lock held on decisions for ${LOCK_HELD_MS / 1000} s (statement_timeout ${STATEMENT_TIMEOUT_MS} ms, pool ${POOL})`,
+    requests: writes.length + others.length + 1,
+    outage503s: writes.filter((w) => w.status === 503).length,
+    serverErrorsOutside: others.filter((o) => o.status >= 500).length + (after.status >= 500 ? 1 : 0),
+    acknowledgedWrites: stored.writes,
+    lost: stored.lost,
+    duplicates: stored.duplicates,
+    recovery: { ms: recoveredMs, what: "a decision write answered 201 after the lock was released" },
+  });
 });

@@ -3,6 +3,7 @@ import { rmSync } from "node:fs";
 import { createRedisCache } from "../../src/cache/redis";
 import { closedPort, tempDir, waitFor } from "../foundation/support";
 import { startTestApp, type TestApp } from "../helpers/app";
+import { reportFault, storedCopies } from "./summary";
 
 // Per file: Bun applies a preload's default timeout to the first file of a run only.
 setDefaultTimeout(30_000);
@@ -62,16 +63,16 @@ test.skipIf(!redisServer)("killed under load: no 5xx, ready says warn, back to p
     await t.request("/v1/decisions", { method: "POST", as: "service", json: { kind: "deploy", title: "redis outage", payload: {} } })
   ).json()) as { id: string };
   const statuses: number[] = [];
+  /** title → id of every create answered 201 */
+  const acknowledged = new Map<string, string>();
   let running = true;
   let n = 0;
   const worker = async () => {
     while (running) {
-      const writes = await t.request("/v1/decisions", {
-        method: "POST",
-        as: "service",
-        json: { kind: "deploy", title: `r ${n++}`, payload: { n } },
-      });
-      statuses.push(writes.status);
+      const title = `r ${n++}`;
+      const write = await t.request("/v1/decisions", { method: "POST", as: "service", json: { kind: "deploy", title, payload: { n } } });
+      statuses.push(write.status);
+      if (write.status === 201) acknowledged.set(title, ((await write.json()) as { id: string }).id);
       statuses.push((await t.request(`/v1/decisions/${decision.id}`, { as: "operator" })).status);
       statuses.push(
         (await t.request("/v1/telemetry/snapshots", { method: "POST", as: "service", json: { source: "outage", metrics: { n } } })).status,
@@ -99,6 +100,18 @@ test.skipIf(!redisServer)("killed under load: no 5xx, ready says warn, back to p
   console.log(
     `redis-outage: ${statuses.length} requests, ${serverErrors.length} 5xx, readiness back to pass ${Math.round(recoveredMs)} ms after Redis returned`,
   );
+  // Redis down is not a database outage: no 5xx at all.
+  const stored = await storedCopies(t.deps.database.db, { decisions: acknowledged });
+  reportFault({
+    fault: "Redis killed under load (SIGKILL)",
+    requests: statuses.length,
+    outage503s: 0,
+    serverErrorsOutside: serverErrors.length,
+    acknowledgedWrites: stored.writes,
+    lost: stored.lost,
+    duplicates: stored.duplicates,
+    recovery: { ms: recoveredMs, what: "readiness back to pass after Redis returned on the same port, no Arbiter restart" },
+  });
   expect(statuses.length).toBeGreaterThan(0);
   expect(serverErrors).toEqual([]);
   for (const status of statuses) expect([200, 201]).toContain(status);

@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { and, eq } from "drizzle-orm";
 import { generateApiKey } from "../../src/auth/key-format";
+import { loadConfig } from "../../src/config";
+import { decisionEvents } from "../../src/db/schema";
+import { openDatabase } from "../../src/deps";
 import { readSse } from "../decisions/helpers";
 import { within } from "../foundation/support";
+import { reportFault, storedCopies } from "./summary";
 import { type RestartableArbiter, restartableArbiter } from "./support";
 
 // Per file: Bun applies a preload's default timeout to the first file of a run only.
@@ -47,9 +52,11 @@ test("long-poll and stream across a restart: clean end, reconnect, the verdict g
   const seen = await within(beforeRestart, 5_000, "the stream's end at shutdown");
   expect(seen.map((e) => e.event)).toEqual(["created"]);
   expect(await within(first.arbiter.exited, 10_000, "the old process's exit")).toBe(0);
-  const endedMs = performance.now() - stopping;
+  const exitedAt = performance.now();
+  const endedMs = exitedAt - stopping;
 
   const second = await arbiters.start();
+  const restartMs = performance.now() - exitedAt;
   const resumed = await fetch(`${second.url}/v1/decisions/stream`, { headers: as(operator, { "Last-Event-ID": seen.at(-1)?.id ?? "0" }) });
   const afterRestart = readSse(resumed, 1);
   const repoll = fetch(`${second.url}/v1/decisions/${id}?wait=55`, { headers: as(service) });
@@ -64,7 +71,32 @@ test("long-poll and stream across a restart: clean end, reconnect, the verdict g
   expect(Number(events[0]?.id)).toBeGreaterThan(Number(seen.at(-1)?.id));
   expect((events[0]?.data as { decision?: { status: string } } | undefined)?.decision?.status).toBe("approved");
   console.log(`restart-clients: held clients ended ${Math.round(endedMs)} ms after SIGTERM; reconnected and got the verdict`);
-
   second.arbiter.proc.kill("SIGTERM");
   expect(await second.arbiter.exited).toBe(0);
+
+  // The writes, looked up in the database: the create (by its title) and the approval given after
+  // the restart (by its audit event: exactly one).
+  const database = await openDatabase(loadConfig(arbiters.env));
+  try {
+    const stored = await storedCopies(database.db, { decisions: new Map([["across a restart", id]]) });
+    const approvals = await database.db
+      .select({ id: decisionEvents.id })
+      .from(decisionEvents)
+      .where(and(eq(decisionEvents.decisionId, id), eq(decisionEvents.type, "approved")));
+    reportFault({
+      fault: "Arbiter restarted (SIGTERM) under a held long-poll and event stream",
+      requests: 6,
+      outage503s: polled.status === 503 ? 1 : 0,
+      serverErrorsOutside: [created, approved, resumed, verdict].filter((r) => r.status >= 500).length,
+      acknowledgedWrites: stored.writes + 1,
+      lost: stored.lost + (approvals.length === 0 ? 1 : 0),
+      duplicates: stored.duplicates + Math.max(0, approvals.length - 1),
+      recovery: {
+        ms: restartMs,
+        what: `new process listening after the old one exited; held clients ended ${Math.round(endedMs)} ms after SIGTERM`,
+      },
+    });
+  } finally {
+    await database.close();
+  }
 }, 240_000);

@@ -3,6 +3,7 @@ import { generateApiKey } from "../../src/auth/key-format";
 import { loadConfig } from "../../src/config";
 import { decisions, telemetryEvents } from "../../src/db/schema";
 import { openDatabase } from "../../src/deps";
+import { reportFault, storedCopies } from "./summary";
 import { type RestartableArbiter, restartableArbiter } from "./support";
 
 // Per file: Bun applies a preload's default timeout to the first file of a run only.
@@ -52,8 +53,12 @@ async function send(url: string, write: Write): Promise<void> {
 
 test(`${KILLS} SIGKILLs and a SIGTERM under write load: every acknowledged write stored once, retries add no duplicates`, async () => {
   const writes: Write[] = [];
+  /** ms from the previous process's exit to the next one listening (the first start is not a recovery) */
+  const restartsMs: number[] = [];
+  let exitedAt: number | undefined;
   for (const [round, signal] of SIGNALS.entries()) {
     const { arbiter, url } = await arbiters.start();
+    if (exitedAt !== undefined) restartsMs.push(performance.now() - exitedAt);
     let running = true;
     const worker = async (w: number) => {
       for (let i = 0; running; i++) {
@@ -78,11 +83,13 @@ test(`${KILLS} SIGKILLs and a SIGTERM under write load: every acknowledged write
     running = false;
     await Promise.all(workers);
     const code = await arbiter.exited;
+    exitedAt = performance.now();
     if (signal === "SIGTERM") expect(code).toBe(0);
   }
 
   // A client retrying everything that went unanswered, after one more (clean) start.
   const { arbiter, url } = await arbiters.start();
+  restartsMs.push(performance.now() - (exitedAt as number));
   const unanswered = writes.filter((w) => w.answered === undefined);
   for (const write of unanswered) await send(url, write);
   arbiter.proc.kill("SIGTERM");
@@ -110,6 +117,25 @@ test(`${KILLS} SIGKILLs and a SIGTERM under write load: every acknowledged write
       `sigkill: ${KILLS} kills and a SIGTERM, ${writes.length} writes (${sentDecisions.length} decisions, ${sentEvents.length} events), ` +
         `${unanswered.length} unanswered and retried, 0 lost, 0 duplicates`,
     );
+    // Every write ends acknowledged (first time, or on its retry): all of them are looked up.
+    const stored = await storedCopies(database.db, {
+      decisions: new Map(sentDecisions.map((w) => [w.token, w.decisionId as string])),
+      events: sentEvents.map((w) => w.token),
+    });
+    reportFault({
+      fault: `Arbiter killed ${KILLS} times with SIGKILL and once with SIGTERM during a write load, unanswered writes retried`,
+      requests: writes.length + unanswered.length,
+      // The kills are the outage: a request in flight then gets no answer at all, never a 5xx.
+      outage503s: 0,
+      serverErrorsOutside: writes.filter((w) => (w.answered ?? 0) >= 500).length,
+      acknowledgedWrites: stored.writes,
+      lost: stored.lost,
+      duplicates: stored.duplicates,
+      recovery: {
+        ms: Math.max(...restartsMs),
+        what: `slowest of ${restartsMs.length} restarts, exit to listening (${restartsMs.map(Math.round).join(", ")} ms)`,
+      },
+    });
   } finally {
     await database.close();
   }
