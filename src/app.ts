@@ -21,6 +21,7 @@ import { requestLogger, requestTimeout } from "./http/middleware";
 import { httpMetrics } from "./observability/http-metrics";
 import { metricsRoutes, metricsTokenAccess } from "./observability/metrics-routes";
 import { traceContext } from "./observability/trace-context";
+import { policyRoutes } from "./policies/routes";
 import { telemetryRoutes } from "./telemetry/routes";
 
 /**
@@ -62,6 +63,7 @@ export function createApp(deps: AppDeps) {
 
   app.route("/", healthRoutes(deps));
   app.route("/", decisionRoutes(deps));
+  app.route("/", policyRoutes(deps));
   app.route("/", telemetryRoutes(deps));
   app.route("/", metricsRoutes(deps));
   // The operator console: server-rendered pages with their own session cookie (not in the OpenAPI document).

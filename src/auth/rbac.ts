@@ -2,7 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import type { Role } from "../db/schema";
 import { ApiError } from "../http/errors";
 
-/** Exactly thirteen permissions; every route declares the one it needs. */
+/** Exactly fourteen permissions; every route declares the one it needs. */
 export const PERMISSIONS = [
   "decisions:create",
   "decisions:read",
@@ -17,6 +17,7 @@ export const PERMISSIONS = [
   "tokens:issue",
   "metrics:read",
   "audit:read",
+  "policies:manage",
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

@@ -62,7 +62,7 @@ describe("route × role matrix", () => {
     }
   });
 
-  test("every route declares a permission (one of the thirteen) or public", () => {
+  test("every route declares a permission (one of the fourteen) or public", () => {
     const undeclared = operations.filter((o) => o.permission !== "public" && !(PERMISSIONS as readonly unknown[]).includes(o.permission));
     expect(undeclared.map((o) => `${o.method} ${o.path} → ${String(o.permission)}`)).toEqual([]);
   });
