@@ -1,5 +1,6 @@
 import { DecisionsApi } from "./decisions";
 import { KeysApi, TokensApi } from "./keys";
+import { PoliciesApi } from "./policies";
 import { TelemetryApi } from "./telemetry";
 import { type ClientOptions, Transport } from "./transport";
 
@@ -16,6 +17,7 @@ export class ArbiterClient {
   readonly telemetry: TelemetryApi;
   readonly keys: KeysApi;
   readonly tokens: TokensApi;
+  readonly policies: PoliciesApi;
 
   constructor(options: ClientOptions) {
     const http = new Transport(options);
@@ -23,5 +25,6 @@ export class ArbiterClient {
     this.telemetry = new TelemetryApi(http);
     this.keys = new KeysApi(http);
     this.tokens = new TokensApi(http);
+    this.policies = new PoliciesApi(http);
   }
 }

@@ -11,6 +11,7 @@ import type {
   ServiceTokenSchema,
 } from "../auth/routes";
 import type { ApproveBody, CreateDecisionBody, DecisionSchema, ListQuery, QueueItemSchema, ReasonBody } from "../decisions/schemas";
+import type { CreatePolicyBody, PolicySchema, PreviewBody, ReplayResult, UpdatePolicyBody } from "../policies/schemas";
 import type { Snapshot, SnapshotInput, TelemetryBatchAccepted, TelemetryEventInput } from "../telemetry/schemas";
 
 /**
@@ -52,3 +53,17 @@ export type ListKeysOptions = PageQuery<typeof ListKeysQuery>;
 export type IssueTokenRequest = z.input<typeof IssueTokenBody>;
 export type ServiceToken = z.output<typeof ServiceTokenSchema>;
 export type RevokedToken = z.output<typeof RevokedTokenSchema>;
+
+export type Policy = z.output<typeof PolicySchema>;
+export type PolicyOutcome = Policy["outcome"];
+export type PolicyState = Policy["state"];
+export type CreatePolicyRequest = z.input<typeof CreatePolicyBody>;
+export type UpdatePolicyRequest = z.input<typeof UpdatePolicyBody>;
+/** A time range of past decisions: ISO strings or Dates. */
+export interface ReplayRequest {
+  from: string | Date;
+  to?: string | Date;
+  limit?: number;
+}
+export type PreviewRequest = Omit<z.input<typeof PreviewBody>, "from" | "to"> & ReplayRequest;
+export type PolicyReplay = z.output<typeof ReplayResult>;
