@@ -459,3 +459,25 @@ describe("bad input", () => {
     expect((await t.request("/v1/policies")).status).toBe(401);
   });
 });
+
+describe("docs/policies.md", () => {
+  test("its three rules save as written and do what the page says", async () => {
+    const page = await Bun.file(new URL("../../docs/policies.md", import.meta.url)).text();
+    const rules = [...page.matchAll(/^```json\n([\s\S]*?)^```$/gm)].map((m) => JSON.parse(m[1]!) as Record<string, unknown>);
+    expect(rules).toHaveLength(3);
+    const saved: JsonBody[] = [];
+    for (const rule of rules) saved.push(await savePolicy({ ...rule, state: "enforce" }));
+    const small = await refund({ amount: 40, currency: "EUR", env: "staging" });
+    expect(small).toMatchObject({ status: "approved", policy_id: saved[0]!.id });
+    const drop = await createDecision(t, { kind: "db.drop", title: "Drop", payload: { env: "staging", database: "prod-orders" } });
+    expect(drop).toMatchObject({ status: "rejected", policy_id: saved[1]!.id });
+    const deploy = await createDecision(t, {
+      kind: "deploy",
+      title: "Deploy",
+      payload: { service: "checkout", rollout: { percent: 50, regions: ["eu-west-1"] } },
+    });
+    expect(deploy).toMatchObject({ status: "pending", required_approvals: 2, priority: "high" });
+    const quiet = await createDecision(t, { kind: "deploy", title: "Deploy", payload: { service: "search", rollout: { percent: 50 } } });
+    expect(quiet).toMatchObject({ status: "pending", required_approvals: 1, priority: "medium" });
+  });
+});
