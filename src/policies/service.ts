@@ -452,6 +452,8 @@ export async function deletePolicy(deps: PolicyDeps, principal: Principal, id: s
 
 // ── Replay and preview ──────────────────────────────────────────────────────────────────────────
 const EXAMPLES = 10;
+/** Decisions read per query during a replay. */
+const REPLAY_PAGE = 500;
 
 export { REPLAY_MAX_DECISIONS };
 
@@ -482,13 +484,6 @@ async function replayRule(
       { path: "json.from", message: "must be before to", code: "custom" },
     ]);
   }
-  const rows = await deps.database.db
-    .select({ decision: decisions, keyName: apiKeys.name, keyRole: apiKeys.role })
-    .from(decisions)
-    .leftJoin(apiKeys, eq(apiKeys.id, decisions.requesterKeyId))
-    .where(and(gte(decisions.createdAt, from), lt(decisions.createdAt, to)))
-    .orderBy(desc(decisions.createdAt), desc(decisions.id))
-    .limit(range.limit);
   const figures = { evaluated: 0, approve: 0, deny: 0, require: 0, no_match: 0, errors: 0, differs: 0 };
   const examples: {
     decision_id: string;
@@ -496,46 +491,74 @@ async function replayRule(
     created_at: string;
     actual: { status: string; decided_by: string | null; policy_id: string | null };
     would: WouldBe;
-    error?: string;
   }[] = [];
-  for (const { decision: row, keyName, keyRole } of rows) {
-    figures.evaluated += 1;
-    const input = prepareInput({
-      decision: {
-        kind: row.kind,
-        priority: row.priority,
-        title: row.title,
-        required_approvals: row.requiredApprovals,
-        requester: { id: row.requesterKeyId, name: keyName ?? "", role: keyRole ?? "" },
-      },
-      payload: row.payload,
-      context: row.context,
-      now: row.createdAt,
-    });
-    const result = evaluateRule(rule.compiled, input);
-    let would: WouldBe;
-    if (result.matched) would = rule.outcome;
-    else if (result.error && result.error.code !== "no_such_key") would = "error";
-    else would = "none";
-    if (would === "none") figures.no_match += 1;
-    else if (would === "error") figures.errors += 1;
-    else figures[would] += 1;
-    const different = differs(would, row) && !(ignorePolicyId && row.policyId === ignorePolicyId);
-    if (different) figures.differs += 1;
-    if (different && examples.length < EXAMPLES) {
-      examples.push({
-        decision_id: row.id,
-        kind: row.kind,
-        created_at: row.createdAt.toISOString(),
-        actual: { status: row.status, decided_by: row.decidedBy, policy_id: row.policyId },
-        would,
+  // Read in pages (newest first, keyset on created_at and id), so memory holds one page of payloads.
+  let cursor: { createdAt: Date; id: string } | undefined;
+  let truncated = false;
+  while (figures.evaluated < range.limit) {
+    const size = Math.min(REPLAY_PAGE, range.limit - figures.evaluated);
+    const rows = await deps.database.db
+      .select({ decision: decisions, keyName: apiKeys.name, keyRole: apiKeys.role })
+      .from(decisions)
+      .leftJoin(apiKeys, eq(apiKeys.id, decisions.requesterKeyId))
+      .where(
+        and(
+          gte(decisions.createdAt, from),
+          lt(decisions.createdAt, to),
+          cursor
+            ? sql`(${decisions.createdAt}, ${decisions.id}) < (${cursor.createdAt.toISOString()}::timestamptz, ${cursor.id}::uuid)`
+            : undefined,
+        ),
+      )
+      .orderBy(desc(decisions.createdAt), desc(decisions.id))
+      .limit(size + 1);
+    const page = rows.slice(0, size);
+    for (const { decision: row, keyName, keyRole } of page) {
+      figures.evaluated += 1;
+      const input = prepareInput({
+        decision: {
+          kind: row.kind,
+          priority: row.priority,
+          title: row.title,
+          required_approvals: row.requiredApprovals,
+          requester: { id: row.requesterKeyId, name: keyName ?? "", role: keyRole ?? "" },
+        },
+        payload: row.payload,
+        context: row.context,
+        now: row.createdAt,
       });
+      const result = evaluateRule(rule.compiled, input);
+      let would: WouldBe;
+      if (result.matched) would = rule.outcome;
+      else if (result.error && result.error.code !== "no_such_key") would = "error";
+      else would = "none";
+      if (would === "none") figures.no_match += 1;
+      else if (would === "error") figures.errors += 1;
+      else figures[would] += 1;
+      const different = differs(would, row) && !(ignorePolicyId && row.policyId === ignorePolicyId);
+      if (different) figures.differs += 1;
+      if (different && examples.length < EXAMPLES) {
+        examples.push({
+          decision_id: row.id,
+          kind: row.kind,
+          created_at: row.createdAt.toISOString(),
+          actual: { status: row.status, decided_by: row.decidedBy, policy_id: row.policyId },
+          would,
+        });
+      }
     }
+    const last = page.at(-1);
+    if (rows.length <= size || !last) break;
+    if (figures.evaluated >= range.limit) {
+      truncated = true;
+      break;
+    }
+    cursor = { createdAt: last.decision.createdAt, id: last.decision.id };
   }
   return {
     from: from.toISOString(),
     to: to.toISOString(),
-    truncated: rows.length === range.limit,
+    truncated,
     ...figures,
     examples,
   };

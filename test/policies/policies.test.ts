@@ -325,6 +325,16 @@ describe("shadow mode, replay and preview", () => {
     ).json()) as JsonBody;
     expect(preview).toMatchObject({ evaluated: 4, deny: 2, no_match: 2, differs: 1, broad: false });
     expect(preview.examples[0]).toMatchObject({ decision_id: small2.id, would: "deny" });
+    // A limit: the newest decisions of the range, and the answer says it was cut.
+    const cut = (await (
+      await t.request(`/v1/policies/${rule.id}/replay`, {
+        method: "POST",
+        as: "admin",
+        json: { from: from.toISOString(), to: clock.now().toISOString(), limit: 3 },
+      })
+    ).json()) as JsonBody;
+    expect(cut).toMatchObject({ evaluated: 3, truncated: true });
+    expect(figures.truncated).toBe(false);
     // from after to: 400.
     const backwards = await t.request(`/v1/policies/${rule.id}/replay`, {
       method: "POST",
