@@ -15,6 +15,7 @@ CREATE TABLE "policies" (
 	"created_at" timestamp (3) with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp (3) with time zone DEFAULT now() NOT NULL,
 	"deleted_at" timestamp (3) with time zone,
+	"deleted_by" uuid,
 	CONSTRAINT "policies_outcome_check" CHECK (outcome in ('approve', 'deny', 'require')),
 	CONSTRAINT "policies_state_check" CHECK (state in ('enforce', 'shadow', 'disabled'))
 );

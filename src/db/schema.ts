@@ -284,6 +284,8 @@ export const policies = pgTable(
     createdAt: createdAt(),
     updatedAt: ts("updated_at").notNull().defaultNow(),
     deletedAt: ts("deleted_at"),
+    /** the key that deleted the policy */
+    deletedBy: uuid("deleted_by"),
   },
   (t) => [
     index("policies_position_idx").on(t.position, t.id).where(sql`deleted_at is null`),

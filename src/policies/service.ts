@@ -443,7 +443,7 @@ export async function deletePolicy(deps: PolicyDeps, principal: Principal, id: s
   const now = deps.clock.now();
   const [row] = await deps.database.db
     .update(policies)
-    .set({ deletedAt: now, updatedAt: now })
+    .set({ deletedAt: now, deletedBy: principal.keyId, updatedAt: now })
     .where(and(eq(policies.id, id), isNull(policies.deletedAt)))
     .returning({ id: policies.id });
   if (!row) throw notFound("policy not found");

@@ -132,6 +132,27 @@ describe("outcomes", () => {
   });
 });
 
+describe("decided_by", () => {
+  test("the timeout default records timeout; a cancelled decision records nobody", async () => {
+    const approveOnTimeout = await refund({ amount: 1 }, { expires_in: 1, on_timeout: "approve" });
+    const expireOnTimeout = await refund({ amount: 1 }, { expires_in: 1 });
+    const cancelled = await refund({ amount: 1 });
+    await act(t, cancelled.id, "cancel", "service");
+    clock.advance(2000);
+    for (const [id, status] of [
+      [approveOnTimeout.id, "approved"],
+      [expireOnTimeout.id, "expired"],
+    ] as const) {
+      const read = (await (await t.request(`/v1/decisions/${id}`, { as: "admin" })).json()) as JsonBody;
+      expect(read).toMatchObject({ status, decided_by: "timeout", policy_id: null });
+    }
+    const read = (await (await t.request(`/v1/decisions/${cancelled.id}`, { as: "admin" })).json()) as JsonBody;
+    expect(read).toMatchObject({ status: "cancelled", decided_by: null });
+    const timeouts = (await (await t.request("/v1/decisions?decided_by=timeout", { as: "admin" })).json()) as JsonBody;
+    expect(timeouts.data.map((d: JsonBody) => d.id).sort()).toEqual([approveOnTimeout.id, expireOnTimeout.id].sort());
+  });
+});
+
 describe("fail closed", () => {
   test("a missing field is no match; a rule never approves what it failed to evaluate", async () => {
     await savePolicy({ name: "small", expression: "payload.amount < 100", outcome: "approve" });
@@ -245,6 +266,8 @@ describe("versions", () => {
     expect(await refused(sql`delete from policy_versions where policy_id = ${rule.id}`)).toBe(true);
 
     expect((await t.request(`/v1/policies/${rule.id}`, { method: "DELETE", as: "admin" })).status).toBe(204);
+    const [deleted] = await t.deps.database.db.select().from(policies).where(sql`id = ${rule.id}`);
+    expect(deleted).toMatchObject({ deletedBy: t.keyIds.admin });
     expect((await t.request(`/v1/policies/${rule.id}`, { as: "admin" })).status).toBe(404);
     expect((await t.request(`/v1/policies/${rule.id}`, { method: "DELETE", as: "admin" })).status).toBe(404);
     expect((await t.request(`/v1/policies/${rule.id}/versions/2`, { as: "admin" })).status).toBe(200);
