@@ -18,7 +18,7 @@ import { ApiError, badRequest, conflict, notFound } from "../http/errors";
 import { afterCursor, decodeCursor, encodeCursor, toPage } from "../http/pagination";
 import { cacheInstruments } from "../observability/metrics";
 import type { Evaluation } from "../policies/engine";
-import { evaluateDecision, higherPriority } from "../policies/service";
+import { countOutcomes, evaluateDecision, higherPriority } from "../policies/service";
 import { canonicalHash, canonicalJson } from "./canonical-json";
 import { decisionMetrics } from "./metrics";
 import { type DecisionNotifier, decisionNotifier } from "./notifier";
@@ -262,15 +262,20 @@ export async function createDecision(
   const now = deps.clock.now();
   // The policies' verdict, before anything is stored. A retry of an idempotent request answers the
   // first result below, whatever the rules say now.
-  const evaluation = await evaluateDecision(deps, {
-    kind: input.kind,
-    priority: input.priority,
-    title: input.title,
-    requiredApprovals: input.required_approvals,
-    payload: input.payload,
-    context: input.context,
-    requester: { id: principal.keyId, name: principal.keyName, role: principal.role },
-  });
+  const evaluation = await evaluateDecision(
+    deps,
+    {
+      kind: input.kind,
+      priority: input.priority,
+      title: input.title,
+      requiredApprovals: input.required_approvals,
+      payload: input.payload,
+      context: input.context,
+      requester: { id: principal.keyId, name: principal.keyName, role: principal.role },
+    },
+    // Counted once the decision is stored: a retry that answers the first result counts nothing.
+    { count: false },
+  );
   const matched = evaluation?.matched ?? null;
   // require: a rule may raise the quorum and the priority, never lower them.
   const demanded = matched?.outcome === "require" ? matched : null;
@@ -319,6 +324,7 @@ export async function createDecision(
   if (created) {
     await afterChange(deps, created, null);
     metricsOf(deps).created.add(1, { kind: created.row.kind, priority: created.row.priority });
+    if (evaluation) countOutcomes(deps.meter, evaluation);
     if (matched && (matched.outcome === "approve" || matched.outcome === "deny")) {
       const decided = await decideByPolicy(deps, created.row, matched);
       return { row: decided ?? created.row, replayed: false };

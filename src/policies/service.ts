@@ -110,7 +110,8 @@ function metricsOf(meter: Meter): PolicyMetrics {
   return metrics;
 }
 
-function countOutcomes(meter: Meter, evaluation: Evaluation) {
+/** Counts a decision's rule outcomes (per rule, by mode) in arbiter.policy.outcomes. */
+export function countOutcomes(meter: Meter, evaluation: Evaluation) {
   const { outcomes } = metricsOf(meter);
   if (evaluation.matched) {
     outcomes.add(1, {
@@ -157,7 +158,7 @@ export interface DecisionFacts {
 export async function evaluateDecision(
   deps: PolicyDeps,
   facts: DecisionFacts,
-  options: { enforcedOnly?: boolean } = {},
+  options: { enforcedOnly?: boolean; count?: boolean } = {},
 ): Promise<Evaluation | null> {
   let rules = await activeRules(deps.database.db);
   if (options.enforcedOnly) rules = rules.filter((rule) => rule.state === "enforce");
@@ -165,7 +166,7 @@ export async function evaluateDecision(
   const started = performance.now();
   const evaluation = evaluateRules(rules, inputOf(facts, deps.clock.now()));
   metricsOf(deps.meter).duration.record((performance.now() - started) / 1000);
-  countOutcomes(deps.meter, evaluation);
+  if (options.count !== false) countOutcomes(deps.meter, evaluation);
   for (const error of evaluation.errors) {
     if (error.code !== "no_such_key") {
       deps.logger.warn("policy rule failed to evaluate: counted as no match", {

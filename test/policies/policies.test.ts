@@ -514,3 +514,111 @@ describe("docs/policies.md", () => {
     expect(quiet).toMatchObject({ status: "pending", required_approvals: 1, priority: "medium" });
   });
 });
+
+describe("expression fuzz", () => {
+  test("random token soup is a 201, 400 or 422, never a 5xx; what saves never breaks a decision's creation", async () => {
+    let seed = 0x5eed;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const TOKENS = [
+      "decision",
+      "payload",
+      "context",
+      "now",
+      ".",
+      "kind",
+      "amount",
+      "env",
+      "requester",
+      "role",
+      "items",
+      "(",
+      ")",
+      "[",
+      "]",
+      "{",
+      "}",
+      ",",
+      ":",
+      "==",
+      "!=",
+      "<",
+      ">=",
+      "&&",
+      "||",
+      "!",
+      "+",
+      "-",
+      "*",
+      "/",
+      "%",
+      "?",
+      "in",
+      "has",
+      "size",
+      "exists",
+      "all",
+      "map",
+      "filter",
+      "x",
+      "1",
+      "0",
+      "-9223372036854775808",
+      "18446744073709551615u",
+      "1e308",
+      "1.5",
+      '"refund"',
+      "'prod'",
+      'b"\\xff"',
+      "true",
+      "false",
+      "null",
+      "int",
+      "double",
+      "string",
+      "timestamp",
+      '"2026-01-01T00:00:00Z"',
+      "duration",
+      '"1h"',
+      "dyn",
+      "type",
+      "startsWith",
+      "contains",
+      "matches",
+      "getHours",
+      "\u0000",
+      "\ud83d\ude00",
+      "\\",
+      '"',
+      "`",
+      "#",
+      "$",
+      "@",
+    ];
+    const failures: string[] = [];
+    let saved = 0;
+    for (let i = 0; i < 300; i++) {
+      const length = 1 + Math.floor(random() * 14);
+      const expression = Array.from({ length }, () => TOKENS[Math.floor(random() * TOKENS.length)]).join(random() < 0.5 ? " " : "");
+      const res = await t.request("/v1/policies", {
+        method: "POST",
+        as: "admin",
+        json: { name: `fuzz ${i}`, expression, outcome: "approve", state: random() < 0.5 ? "enforce" : "shadow" },
+      });
+      if (![201, 400, 422].includes(res.status)) failures.push(`${res.status} ${expression}: ${await res.text()}`);
+      if (res.status === 201) saved += 1;
+      else await res.body?.cancel();
+    }
+    // Whatever was saved runs on a real decision: it is created (pending or approved), never a 5xx.
+    const res = await t.request("/v1/decisions", {
+      method: "POST",
+      as: "service",
+      json: { kind: "refund", title: "fuzz", payload: { amount: 5, env: "dev", items: [1, 2, 3] }, context: { x: 1 } },
+    });
+    expect(res.status).toBe(201);
+    expect(failures).toEqual([]);
+    expect(saved).toBeGreaterThanOrEqual(0);
+  });
+});
