@@ -17,6 +17,11 @@ export const MAX_COMPREHENSION_NESTING = 2;
 /** List elements and map entries a rule may read from `payload` and `context` per evaluation: the cost bound. */
 export const EVALUATION_BUDGET = 10_000;
 /**
+ * Wall-clock bound of one rule's evaluation, checked as it reads the payload: work between reads is
+ * bounded by the expression's size, so a rule that is slow is one that reads, and it is cut here.
+ */
+export const EVALUATION_TIME_LIMIT_MS = 50;
+/**
  * Functions refused when saved. `matches` runs a regular expression with JavaScript's backtracking
  * engine (a pattern such as `(a+)+$` over a payload string can take minutes); `join` and `cel.bind`
  * can build strings whose size multiplies with the payload's.
@@ -173,16 +178,26 @@ export interface RuleInput {
 }
 
 class BudgetExceeded extends Error {
-  readonly code = "budget_exceeded";
+  constructor(
+    readonly code: "budget_exceeded" | "evaluation_timeout",
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
-/** One evaluation's meter of list elements and map entries read; a shared counter, reset per rule. */
+/** One evaluation's meter of list elements and map entries read, and its deadline; shared, reset per rule. */
 interface Meter {
   used: number;
+  deadline: number;
 }
 
 const charge = (meter: Meter) => {
-  if (++meter.used > EVALUATION_BUDGET) throw new BudgetExceeded(`the rule read more than ${EVALUATION_BUDGET} elements`);
+  if (++meter.used > EVALUATION_BUDGET)
+    throw new BudgetExceeded("budget_exceeded", `the rule read more than ${EVALUATION_BUDGET} elements`);
+  if (performance.now() > meter.deadline) {
+    throw new BudgetExceeded("evaluation_timeout", `the rule ran longer than ${EVALUATION_TIME_LIMIT_MS} ms`);
+  }
 };
 
 /**
@@ -214,7 +229,7 @@ function toCel(value: unknown, meter: Meter): unknown {
       },
       ownKeys(target) {
         const keys = Reflect.ownKeys(target);
-        meter.used += keys.length;
+        meter.used += keys.length - 1;
         charge(meter);
         return keys;
       },
@@ -230,7 +245,7 @@ export interface PreparedInput {
 }
 
 export function prepareInput(input: RuleInput): PreparedInput {
-  const meter: Meter = { used: 0 };
+  const meter: Meter = { used: 0, deadline: Number.POSITIVE_INFINITY };
   return {
     meter,
     vars: {
@@ -253,6 +268,7 @@ export type RuleResult = { matched: true } | { matched: false; error?: { code: s
 /** Evaluates one compiled rule: matched only on a boolean `true`; every error is "no match". */
 export function evaluateRule(rule: CompiledRule, input: PreparedInput): RuleResult {
   input.meter.used = 0;
+  input.meter.deadline = performance.now() + EVALUATION_TIME_LIMIT_MS;
   let value: unknown;
   try {
     value = rule.program(input.vars);

@@ -207,6 +207,16 @@ describe("fail closed", () => {
     expect(decided.policy_evaluation.errors[0].code).toBe("budget_exceeded");
   });
 
+  test("a slow rule is cut at the evaluation time limit and counts as no match", async () => {
+    const concat = Array.from({ length: 12 }, () => "payload.s").join(" + ");
+    await savePolicy({ name: "slow", expression: `payload.items.all(x, size(${concat}) > 0)`, outcome: "approve" });
+    const started = performance.now();
+    const decided = await refund({ s: "x".repeat(50_000), items: Array.from({ length: 700 }, (_, i) => i) });
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(decided.status).toBe("pending");
+    expect(["evaluation_timeout", "budget_exceeded"]).toContain(decided.policy_evaluation.errors[0].code);
+  });
+
   test("integers are compared as CEL ints (BigInt) whatever their size, and mixed with doubles", async () => {
     await savePolicy({
       name: "big",
