@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { sql } from "drizzle-orm";
-import { policies } from "../../src/db/schema";
+import { inArray, sql } from "drizzle-orm";
+import { decisions, policies } from "../../src/db/schema";
 import { act, auditTrail, createDecision, type JsonBody, manualClock } from "../decisions/helpers";
 import { startTestApp, type TestApp } from "../helpers/app";
 
@@ -150,6 +150,42 @@ describe("decided_by", () => {
     expect(read).toMatchObject({ status: "cancelled", decided_by: null });
     const timeouts = (await (await t.request("/v1/decisions?decided_by=timeout", { as: "admin" })).json()) as JsonBody;
     expect(timeouts.data.map((d: JsonBody) => d.id).sort()).toEqual([approveOnTimeout.id, expireOnTimeout.id].sort());
+  });
+});
+
+describe("migration 0003", () => {
+  test("gives the decisions resolved before policies existed their decided_by: human, or timeout when no key resolved them", async () => {
+    const migration = await Bun.file(new URL("../../drizzle/0003_policies.sql", import.meta.url)).text();
+    const backfill = migration
+      .split("--> statement-breakpoint")
+      .find((statement) => statement.includes('UPDATE "decisions" SET "decided_by"'));
+    expect(backfill).toBeDefined();
+    const ids: Record<string, string> = {};
+    for (const [name, verb] of [
+      ["approved", "approve"],
+      ["rejected", "reject"],
+      ["cancelled", "cancel"],
+      ["pending", ""],
+    ] as const) {
+      const created = await refund({ amount: 1 });
+      if (verb === "approve") await act(t, created.id, verb, "operator");
+      if (verb === "reject") await act(t, created.id, verb, "operator", { reason: "no" });
+      if (verb === "cancel") await act(t, created.id, verb, "service");
+      ids[name] = created.id;
+    }
+    const expiring = await refund({ amount: 1 }, { expires_in: 1 });
+    clock.advance(2000);
+    await t.request(`/v1/decisions/${expiring.id}`, { as: "admin" });
+    ids.expired = expiring.id;
+    // As they were before the migration: no decided_by anywhere.
+    await t.deps.database.db.execute(sql`update decisions set decided_by = null`);
+    await t.deps.database.db.execute(sql.raw(backfill!));
+    const rows = await t.deps.database.db
+      .select()
+      .from(decisions)
+      .where(inArray(decisions.id, Object.values(ids)));
+    const decidedBy = Object.fromEntries(rows.map((row) => [Object.entries(ids).find(([, id]) => id === row.id)![0], row.decidedBy]));
+    expect(decidedBy).toEqual({ approved: "human", rejected: "human", cancelled: null, pending: null, expired: "timeout" });
   });
 });
 
