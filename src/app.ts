@@ -25,6 +25,7 @@ import { httpMetrics } from "./observability/http-metrics";
 import { metricsRoutes, metricsTokenAccess } from "./observability/metrics-routes";
 import { traceContext } from "./observability/trace-context";
 import { peopleRoutes } from "./people/routes";
+import { policyRoutes } from "./policies/routes";
 import { telemetryRoutes } from "./telemetry/routes";
 
 /**
@@ -78,6 +79,7 @@ export function createApp(deps: AppDeps) {
 
   app.route("/", healthRoutes(deps));
   app.route("/", decisionRoutes(deps, auth.signer));
+  app.route("/", policyRoutes(deps));
   app.route("/", telemetryRoutes(deps));
   app.route("/", metricsRoutes(deps));
   // The Model Context Protocol endpoint for agents (JSON-RPC, not in the OpenAPI document).

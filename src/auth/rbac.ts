@@ -18,6 +18,7 @@ export const PERMISSIONS = [
   "metrics:read",
   "audit:read",
   "notifications:manage",
+  "policies:manage",
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

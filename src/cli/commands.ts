@@ -3,7 +3,18 @@ import type { ArbiterClient } from "../sdk/client";
 import { ArbiterError, errorFromResponse } from "../sdk/errors";
 import { items } from "../sdk/pagination";
 import { verifyReceipt } from "../sdk/receipts";
-import type { ApiKey, CreateDecisionRequest, Decision, Operator, Page, QueuedDecision, TelemetryEventRequest } from "../sdk/types";
+import type {
+  ApiKey,
+  CreateDecisionRequest,
+  CreatePolicyRequest,
+  Decision,
+  Operator,
+  Page,
+  Policy,
+  QueuedDecision,
+  TelemetryEventRequest,
+  UpdatePolicyRequest,
+} from "../sdk/types";
 import { type FlagKind, integerFlag, jsonFlag, type ParsedArgs, positionals, requiredFlag, stringFlag, UsageError } from "./args";
 import { record, table } from "./output";
 
@@ -64,6 +75,45 @@ const operatorRows = {
   EMAIL: (o: Operator) => o.email,
   SLACK: (o: Operator) => o.slack_user_id,
 };
+const policyRows = {
+  ID: (p: Policy) => p.id,
+  POS: (p: Policy) => p.position,
+  VERSION: (p: Policy) => p.version,
+  STATE: (p: Policy) => p.state,
+  OUTCOME: (p: Policy) => p.outcome,
+  NAME: (p: Policy) => p.name,
+};
+const policyOutput = (policy: Policy): Output => ({ text: record(policy), json: policy });
+const policyFlags: Record<string, FlagKind> = {
+  name: "string",
+  description: "string",
+  expression: "string",
+  "expression-file": "string",
+  outcome: "string",
+  state: "string",
+  position: "string",
+  reason: "string",
+  "required-approvals": "string",
+  priority: "string",
+  "confirm-broad": "boolean",
+};
+/** The rule fields given as flags; the expression may come from a file (or "-" for stdin), shells mangle quotes. */
+async function policyFields(args: ParsedArgs, readText: CommandContext["readText"]) {
+  const file = stringFlag(args, "expression-file");
+  return {
+    name: stringFlag(args, "name"),
+    description: stringFlag(args, "description"),
+    expression: file ? (await readText(file)).trim() : stringFlag(args, "expression"),
+    outcome: stringFlag(args, "outcome") as Policy["outcome"] | undefined,
+    state: stringFlag(args, "state") as Policy["state"] | undefined,
+    position: integerFlag(args, "position"),
+    reason: stringFlag(args, "reason"),
+    required_approvals: integerFlag(args, "required-approvals"),
+    priority: stringFlag(args, "priority") as NonNullable<Policy["priority"]> | undefined,
+    confirm_broad: args.flags.has("confirm-broad") ? true : undefined,
+  };
+}
+const replayText = (result: Record<string, unknown>) => record(result);
 
 const decisionOutput = (decision: Decision): Output => ({ text: record(decision), json: decision });
 
@@ -329,6 +379,117 @@ export const COMMANDS: Record<string, Command> = {
         limit: integerFlag(args, "limit"),
       };
       return listOutput(args, keyRows, (cursor) => client.keys.list({ ...filters, cursor }));
+    },
+  },
+  "policies list": {
+    summary: "list policies in evaluation order",
+    usage: "policies list",
+    flags: {},
+    run: async ({ args, client }) => {
+      positionals(args, []);
+      const all = await client.policies.list();
+      return { text: table(all, policyRows), json: all };
+    },
+  },
+  "policies get": {
+    summary: "a policy's current version (--version N: an older one)",
+    usage: "policies get <id> [--version N]",
+    flags: { version: "string" },
+    run: async ({ args, client }) => {
+      const [id] = positionals(args, ["id"]);
+      const version = integerFlag(args, "version");
+      return policyOutput(version === undefined ? await client.policies.get(id!) : await client.policies.version(id!, version));
+    },
+  },
+  "policies versions": {
+    summary: "every version of a policy, newest first",
+    usage: "policies versions <id>",
+    flags: {},
+    run: async ({ args, client }) => {
+      const all = await client.policies.versions(positionals(args, ["id"])[0]!);
+      return { text: table(all, { ...policyRows, CREATED: (p: Policy) => p.created_at }), json: all };
+    },
+  },
+  "policies create": {
+    summary: "save a rule (shadow unless --state enforce)",
+    usage:
+      "policies create --name N --expression CEL|--expression-file PATH --outcome approve|deny|require [--state shadow|enforce|disabled] [--position N] [--reason R] [--required-approvals N] [--priority P] [--confirm-broad]",
+    flags: policyFlags,
+    run: async ({ args, client, readText }) => {
+      positionals(args, []);
+      const fields = await policyFields(args, readText);
+      if (!fields.expression) throw new UsageError("give --expression or --expression-file");
+      const request: CreatePolicyRequest = {
+        ...fields,
+        name: requiredFlag(args, "name"),
+        expression: fields.expression,
+        outcome: requiredFlag(args, "outcome") as CreatePolicyRequest["outcome"],
+      };
+      return policyOutput(await client.policies.create(request));
+    },
+  },
+  "policies update": {
+    summary: "change a policy: saves a new version",
+    usage: "policies update <id> [rule flags as for create] [--expected-version N]",
+    flags: { ...policyFlags, "expected-version": "string" },
+    run: async ({ args, client, readText }) => {
+      const [id] = positionals(args, ["id"]);
+      const request: UpdatePolicyRequest = {
+        ...(await policyFields(args, readText)),
+        expected_version: integerFlag(args, "expected-version"),
+      };
+      return policyOutput(await client.policies.update(id!, request));
+    },
+  },
+  "policies disable": {
+    summary: "stop evaluating a policy (a new version, state disabled)",
+    usage: "policies disable <id>",
+    flags: {},
+    run: async ({ args, client }) => policyOutput(await client.policies.disable(positionals(args, ["id"])[0]!)),
+  },
+  "policies delete": {
+    summary: "delete a policy (its versions stay readable)",
+    usage: "policies delete <id>",
+    flags: {},
+    run: async ({ args, client }) => {
+      const [id] = positionals(args, ["id"]);
+      await client.policies.delete(id!);
+      return { text: `deleted ${id}`, json: { id, deleted: true } };
+    },
+  },
+  "policies replay": {
+    summary: "what a saved rule would have done over past decisions",
+    usage: "policies replay <id> --from ISO [--to ISO] [--limit N]",
+    flags: { from: "string", to: "string", limit: "string" },
+    run: async ({ args, client }) => {
+      const [id] = positionals(args, ["id"]);
+      const result = await client.policies.replay(id!, {
+        from: requiredFlag(args, "from"),
+        to: stringFlag(args, "to"),
+        limit: integerFlag(args, "limit"),
+      });
+      return { text: replayText(result), json: result };
+    },
+  },
+  "policies preview": {
+    summary: "what an unsaved rule would have done over past decisions",
+    usage: "policies preview --expression CEL|--expression-file PATH --outcome O --from ISO [--to ISO] [--limit N] [--reason R]",
+    flags: { ...policyFlags, from: "string", to: "string", limit: "string" },
+    run: async ({ args, client, readText }) => {
+      positionals(args, []);
+      const fields = await policyFields(args, readText);
+      if (!fields.expression) throw new UsageError("give --expression or --expression-file");
+      const result = await client.policies.preview({
+        expression: fields.expression,
+        outcome: requiredFlag(args, "outcome") as Policy["outcome"],
+        reason: fields.reason,
+        required_approvals: fields.required_approvals,
+        priority: fields.priority,
+        from: requiredFlag(args, "from"),
+        to: stringFlag(args, "to"),
+        limit: integerFlag(args, "limit"),
+      });
+      return { text: replayText(result), json: result };
     },
   },
   "keys revoke": {

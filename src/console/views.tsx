@@ -305,6 +305,20 @@ export const DecisionPage: FC<{
         <dd>{pending ? <Time at={d.expires_at} /> : d.resolved_at ? <Time at={d.resolved_at} /> : "—"}</dd>
         <dt>On timeout</dt>
         <dd>{d.on_timeout}</dd>
+        {d.decided_by ? (
+          <>
+            <dt>Decided by</dt>
+            <dd>
+              {d.decided_by === "policy" ? (
+                <>
+                  policy <code>{d.policy_id}</code> version {d.policy_version}
+                </>
+              ) : (
+                d.decided_by
+              )}
+            </dd>
+          </>
+        ) : null}
         {d.resolution_reason ? (
           <>
             <dt>Reason</dt>

@@ -30,6 +30,11 @@ export const DECISION_STATUSES = ["pending", "approved", "rejected", "expired", 
 export const DECISION_PRIORITIES = ["low", "medium", "high", "critical"] as const;
 export const TIMEOUT_ACTIONS = ["reject", "approve", "escalate"] as const;
 export const SEVERITIES = ["debug", "info", "warn", "error", "critical"] as const;
+/** who gave a decision its verdict: people, a policy, or the on_timeout default (null while pending or when cancelled) */
+export const DECIDED_BY = ["human", "policy", "timeout"] as const;
+export const POLICY_OUTCOMES = ["approve", "deny", "require"] as const;
+/** enforce: applied; shadow: evaluated and recorded on each decision, never applied; disabled: not evaluated */
+export const POLICY_STATES = ["enforce", "shadow", "disabled"] as const;
 
 const inList = (column: string, values: readonly string[]) => sql.raw(`${column} in (${values.map((v) => `'${v}'`).join(", ")})`);
 
@@ -200,9 +205,17 @@ export const decisions = pgTable(
     /** escalate one level when nobody decided within this many seconds of creation or of the last escalation */
     escalateAfterSeconds: integer("escalate_after_seconds"),
     escalatedAt: ts("escalated_at"),
+    decidedBy: text("decided_by", { enum: DECIDED_BY }),
+    /** the policy (and its version) that decided, when decided_by is 'policy' */
+    policyId: uuid("policy_id"),
+    policyVersion: integer("policy_version"),
+    /** what the policies said at creation: the enforced match (if any), shadow rules' would-be outcomes, errors */
+    policyEvaluation: jsonb("policy_evaluation").$type<Record<string, unknown>>(),
   },
   (t) => [
     index("decisions_created_at_id_idx").on(t.createdAt, t.id),
+    index("decisions_policy_created_idx").on(t.policyId, t.createdAt).where(sql`policy_id is not null`),
+    check("decisions_decided_by_check", inList("decided_by", DECIDED_BY)),
     index("decisions_status_created_idx").on(t.status, t.createdAt, t.id),
     index("decisions_requester_created_idx").on(t.requesterKeyId, t.createdAt, t.id),
     index("decisions_pending_expiry_idx").on(t.expiresAt).where(sql`status = 'pending'`),
@@ -377,6 +390,62 @@ export const emailActionUses = pgTable("email_action_uses", {
   usedAt: createdAt(),
 });
 
+// ── Policies ────────────────────────────────────────────────────────────────────────────────────
+/** The rule as one version states it; `policies` holds the current version, `policy_versions` every one. */
+const policyRule = () => ({
+  name: text("name").notNull(),
+  description: text("description"),
+  expression: text("expression").notNull(),
+  outcome: text("outcome", { enum: POLICY_OUTCOMES }).notNull(),
+  state: text("state", { enum: POLICY_STATES }).notNull(),
+  /** evaluation order: lower first; the first enforced match wins */
+  position: integer("position").notNull(),
+  /** deny: the reason given to the requester; approve/require: recorded with the outcome */
+  reason: text("reason"),
+  /** require: the quorum to raise to (never lowered) */
+  requiredApprovals: smallint("required_approvals"),
+  /** require: the priority to raise to (never lowered) */
+  priority: text("priority", { enum: DECISION_PRIORITIES }),
+  /** an approve rule that matches nearly anything was saved on purpose */
+  confirmBroad: boolean("confirm_broad").notNull().default(false),
+});
+
+export const policies = pgTable(
+  "policies",
+  {
+    id: uuid("id").primaryKey(),
+    version: integer("version").notNull(),
+    ...policyRule(),
+    createdBy: uuid("created_by"),
+    createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+    deletedAt: ts("deleted_at"),
+    /** the key that deleted the policy */
+    deletedBy: uuid("deleted_by"),
+  },
+  (t) => [
+    index("policies_position_idx").on(t.position, t.id).where(sql`deleted_at is null`),
+    check("policies_outcome_check", inList("outcome", POLICY_OUTCOMES)),
+    check("policies_state_check", inList("state", POLICY_STATES)),
+  ],
+);
+
+/** Every version of every policy, immutable (a trigger refuses UPDATE and DELETE). */
+export const policyVersions = pgTable(
+  "policy_versions",
+  {
+    policyId: uuid("policy_id")
+      .notNull()
+      .references(() => policies.id),
+    version: integer("version").notNull(),
+    ...policyRule(),
+    /** the key that saved this version */
+    createdBy: uuid("created_by"),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.policyId, t.version] })],
+);
+
 // ── Telemetry ───────────────────────────────────────────────────────────────────────────────────
 export const telemetryEvents = pgTable(
   "telemetry_events",
@@ -422,3 +491,8 @@ export type OperatorRow = typeof operators.$inferSelect;
 export type NotificationRouteRow = typeof notificationRoutes.$inferSelect;
 export type NotificationDeliveryRow = typeof notificationDeliveries.$inferSelect;
 export type DecisionRow = typeof decisions.$inferSelect;
+export type PolicyRow = typeof policies.$inferSelect;
+export type PolicyVersionRow = typeof policyVersions.$inferSelect;
+export type PolicyOutcome = (typeof POLICY_OUTCOMES)[number];
+export type PolicyState = (typeof POLICY_STATES)[number];
+export type DecidedBy = (typeof DECIDED_BY)[number];

@@ -31,6 +31,10 @@ export function presentDecision(row: DecisionRow) {
     expires_at: row.expiresAt.toISOString(),
     resolved_at: row.resolvedAt?.toISOString() ?? null,
     consumed_at: row.consumedAt?.toISOString() ?? null,
+    decided_by: row.decidedBy ?? null,
+    policy_id: row.policyId ?? null,
+    policy_version: row.policyVersion ?? null,
+    policy_evaluation: row.policyEvaluation ?? null,
   };
 }
 export type DecisionView = ReturnType<typeof presentDecision>;

@@ -19,9 +19,12 @@ type FinalOutcome = (typeof RECEIPT_OUTCOMES)[number];
 const isFinal = (status: DecisionRow["status"]): status is FinalOutcome => (RECEIPT_OUTCOMES as readonly string[]).includes(status);
 
 /** Who settled a final decision, before key ids are given their names. */
-type Decider = { type: "people"; keyIds: string[] } | { type: "timeout" };
+type Decider = { type: "people"; keyIds: string[] } | { type: "policy"; policy_id: string; policy_version: number } | { type: "timeout" };
 
 function deciderOf(row: DecisionRow): Decider {
+  if (row.decidedBy === "policy" && row.policyId && row.policyVersion !== null) {
+    return { type: "policy", policy_id: row.policyId, policy_version: row.policyVersion };
+  }
   // Approved without a resolving key: on_timeout "approve" settled it. Expired always is the deadline.
   if (row.status === "expired" || row.resolvedBy === null) return { type: "timeout" };
   // An approval is the quorum's; a rejection or a cancellation is one key's.

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { DECISION_PRIORITIES, DECISION_STATUSES, TIMEOUT_ACTIONS } from "../db/schema";
+import { DECIDED_BY, DECISION_PRIORITIES, DECISION_STATUSES, TIMEOUT_ACTIONS } from "../db/schema";
 import { IsoInstant } from "../http/instant";
 import { PaginationQuery, pageSchema } from "../http/pagination";
 
@@ -98,6 +98,8 @@ export const ListQuery = PaginationQuery.extend({
   kind: z.string().regex(KIND_PATTERN).optional(),
   priority: z.enum(DECISION_PRIORITIES).optional(),
   requester: z.uuid().optional().openapi({ description: "requester key id" }),
+  decided_by: z.enum(DECIDED_BY).optional().openapi({ description: "who gave the verdict: human, policy or timeout" }),
+  policy_id: z.uuid().optional().openapi({ description: "decided by this policy" }),
   created_after: isoDate.optional(),
   created_before: isoDate.optional(),
 }).strict();
@@ -149,6 +151,16 @@ export const DecisionSchema = z
     expires_at: z.string(),
     resolved_at: z.string().nullable(),
     consumed_at: z.string().nullable(),
+    decided_by: z
+      .enum(DECIDED_BY)
+      .nullable()
+      .openapi({ description: "who gave the verdict: people, a policy or the on_timeout default; null while pending or when cancelled" }),
+    policy_id: z.uuid().nullable().openapi({ description: "the policy that decided, when decided_by is policy" }),
+    policy_version: z.number().int().nullable().openapi({ description: "the version of that policy" }),
+    policy_evaluation: z.record(z.string(), z.unknown()).nullable().openapi({
+      description:
+        "what the policies said at creation: `matched` (the enforced rule applied, or null), `shadow` (each shadow rule's would-be outcome), `errors`; null when no rule was active",
+    }),
   })
   .openapi("Decision");
 

@@ -5,6 +5,7 @@ import { type Database, type DatabaseHandle, rowsOf } from "../db/client";
 import { isUuid, uuidv7 } from "../db/ids";
 import { rowFromDriver } from "../db/rows";
 import {
+  apiKeys,
   DECISION_PRIORITIES,
   type DecisionRow,
   type DecisionStatus,
@@ -18,6 +19,8 @@ import type { AppDeps } from "../deps";
 import { ApiError, badRequest, conflict, notFound } from "../http/errors";
 import { afterCursor, decodeCursor, encodeCursor, toPage } from "../http/pagination";
 import { cacheInstruments } from "../observability/metrics";
+import type { Evaluation } from "../policies/engine";
+import { countOutcomes, evaluateDecision, higherPriority } from "../policies/service";
 import { canonicalHash, canonicalJson } from "./canonical-json";
 import { decisionMetrics } from "./metrics";
 import { type DecisionNotifier, decisionNotifier } from "./notifier";
@@ -195,6 +198,48 @@ function boundedPayloadHash(config: DecisionDeps["config"], payload: unknown): s
   return sha256Hex(json);
 }
 
+// ── Policies ────────────────────────────────────────────────────────────────────────────────────
+type MatchedRule = NonNullable<Evaluation["matched"]>;
+const policyRef = (rule: MatchedRule) => ({
+  policy_id: rule.policy_id,
+  policy_version: rule.version,
+  policy_name: rule.name,
+  outcome: rule.outcome,
+  ...(rule.outcome === "require" ? { required_approvals: rule.required_approvals, priority: rule.priority } : {}),
+});
+
+/**
+ * An enforced approve or deny: the new decision is resolved at once, with no human, by the rule. Its
+ * audit row (actor null) names the policy and version; decided_by, policy_id and policy_version say so
+ * on the decision. Should this step not happen (a crash right after the insert), the decision simply
+ * waits for people: the safe side.
+ */
+async function decideByPolicy(deps: DecisionDeps, row: DecisionRow, rule: MatchedRule): Promise<DecisionRow | undefined> {
+  const now = deps.clock.now();
+  const approve = rule.outcome === "approve";
+  const reason = rule.reason ?? (approve ? `approved by policy ${rule.name} (version ${rule.version})` : `denied by policy ${rule.name}`);
+  return applyTransition(
+    deps,
+    row.id,
+    [eq(decisions.status, "pending")],
+    {
+      status: approve ? "approved" : "rejected",
+      resolvedAt: now,
+      resolutionReason: reason,
+      decidedBy: "policy",
+      policyId: rule.policy_id,
+      policyVersion: rule.version,
+    },
+    {
+      type: approve ? "approved" : "rejected",
+      actorKeyId: null,
+      fromStatus: "pending",
+      reason,
+      data: { decided_by: "policy", ...policyRef(rule) },
+    },
+  );
+}
+
 // ── Create ──────────────────────────────────────────────────────────────────────────────────────
 export async function createDecision(
   deps: DecisionDeps,
@@ -217,6 +262,25 @@ export async function createDecision(
 
   const requestHash = canonicalHash(input);
   const now = deps.clock.now();
+  // The policies' verdict, before anything is stored. A retry of an idempotent request answers the
+  // first result below, whatever the rules say now.
+  const evaluation = await evaluateDecision(
+    deps,
+    {
+      kind: input.kind,
+      priority: input.priority,
+      title: input.title,
+      requiredApprovals: input.required_approvals,
+      payload: input.payload,
+      context: input.context,
+      requester: { id: principal.keyId, name: principal.keyName, role: principal.role },
+    },
+    // Counted once the decision is stored: a retry that answers the first result counts nothing.
+    { count: false },
+  );
+  const matched = evaluation?.matched ?? null;
+  // require: a rule may raise the quorum and the priority, never lower them.
+  const demanded = matched?.outcome === "require" ? matched : null;
   const values = {
     id: uuidv7(now.getTime()),
     kind: input.kind,
@@ -225,10 +289,11 @@ export async function createDecision(
     payload: input.payload === null ? sql`'null'::jsonb` : input.payload,
     payloadHash,
     context: input.context,
-    priority: input.priority,
-    requiredApprovals: input.required_approvals,
+    priority: higherPriority(input.priority, demanded?.priority),
+    requiredApprovals: Math.max(input.required_approvals, demanded?.required_approvals ?? 0),
     requesterKeyId: principal.keyId,
     requesterPersonId: principal.personId,
+    policyEvaluation: evaluation as Record<string, unknown> | null,
     onTimeout: input.on_timeout,
     callbackUrl: input.callback_url ?? null,
     escalateAfterSeconds: input.escalate_after ?? null,
@@ -253,7 +318,8 @@ export async function createDecision(
           type: "created",
           actorKeyId: principal.keyId,
           fromStatus: null,
-          data: sql`jsonb_build_object('expires_in', ${ttlSeconds}::int, 'payload_hash', updated.payload_hash)`,
+          data: sql`jsonb_build_object('expires_in', ${ttlSeconds}::int, 'payload_hash', updated.payload_hash)
+                    || ${JSON.stringify(demanded ? { policy: policyRef(demanded) } : {})}::jsonb`,
         },
         now,
       ),
@@ -262,6 +328,11 @@ export async function createDecision(
   if (created) {
     await afterChange(deps, created, null);
     metricsOf(deps).created.add(1, { kind: created.row.kind, priority: created.row.priority });
+    if (evaluation) countOutcomes(deps.meter, evaluation);
+    if (matched && (matched.outcome === "approve" || matched.outcome === "deny")) {
+      const decided = await decideByPolicy(deps, created.row, matched);
+      return { row: decided ?? created.row, replayed: false };
+    }
     return { row: created.row, replayed: false };
   }
   // The key was used before by this caller: a retry of the same request answers the first result.
@@ -398,6 +469,8 @@ export async function listDecisions(
     filters.kind ? eq(decisions.kind, filters.kind) : undefined,
     filters.priority ? eq(decisions.priority, filters.priority) : undefined,
     filters.requester ? eq(decisions.requesterKeyId, filters.requester) : undefined,
+    filters.decided_by ? eq(decisions.decidedBy, filters.decided_by) : undefined,
+    filters.policy_id ? eq(decisions.policyId, filters.policy_id) : undefined,
     principal.role === "service" ? eq(decisions.requesterKeyId, principal.keyId) : undefined,
     filters.created_after ? gte(decisions.createdAt, filters.created_after) : undefined,
     filters.created_before ? lt(decisions.createdAt, filters.created_before) : undefined,
@@ -487,6 +560,58 @@ const escalatedRefusal = (principal: Principal, row: DecisionRow) =>
     ? new ApiError(403, "escalated_to_admin", `the decision is escalated (level ${row.escalationLevel}); an admin must resolve it`)
     : undefined;
 
+const PRIORITY_RANK_SQL = (value: SQL | string) =>
+  sql`(case ${value} when 'low' then 0 when 'medium' then 1 when 'high' then 2 when 'critical' then 3 end)`;
+/** The decision's priority raised to `priority` when that is higher; never lowered. */
+const raisedPrioritySql = (priority: string) =>
+  sql`case when ${PRIORITY_RANK_SQL(sql`${priority}::text`)} > ${PRIORITY_RANK_SQL(sql`${decisions.priority}`)} then ${priority}::text else ${decisions.priority} end`;
+
+/**
+ * The enforced rules on an edited payload. A deny refuses the edit (422 `policy_denied_edit`, naming
+ * the rule); a require that raises the quorum or priority is returned for the approval to apply.
+ */
+async function recheckEdit(deps: DecisionDeps, principal: Principal, id: string, payload: unknown): Promise<MatchedRule | null> {
+  const current = await getDecision(deps, principal, id, { fresh: true });
+  if (current.status !== "pending") return null; // the conditional update answers the precise refusal
+  const [requester] = await deps.database.db
+    .select({ name: apiKeys.name, role: apiKeys.role })
+    .from(apiKeys)
+    .where(eq(apiKeys.id, current.requesterKeyId));
+  const evaluation = await evaluateDecision(
+    deps,
+    {
+      kind: current.kind,
+      priority: current.priority,
+      title: current.title,
+      requiredApprovals: current.requiredApprovals,
+      payload,
+      context: current.context,
+      requester: { id: current.requesterKeyId, name: requester?.name ?? "", role: requester?.role ?? "" },
+    },
+    { enforcedOnly: true },
+  );
+  const matched = evaluation?.matched;
+  if (!matched) return null;
+  if (matched.outcome === "deny") {
+    deps.logger.info("approval with edits refused by policy", { decision_id: id, policy_id: matched.policy_id, version: matched.version });
+    throw new ApiError(
+      422,
+      "policy_denied_edit",
+      `the edited payload is denied by policy ${matched.name}: ${matched.reason ?? "no reason given"}`,
+      {
+        policy_id: matched.policy_id,
+        policy_version: matched.version,
+        policy_name: matched.name,
+        reason: matched.reason,
+      },
+    );
+  }
+  if (matched.outcome !== "require") return null;
+  const raisesQuorum = (matched.required_approvals ?? 0) > current.requiredApprovals;
+  const raisesPriority = higherPriority(current.priority, matched.priority) !== current.priority;
+  return raisesQuorum || raisesPriority ? matched : null;
+}
+
 export async function approveDecision(
   deps: DecisionDeps,
   principal: Principal,
@@ -498,7 +623,13 @@ export async function approveDecision(
   const now = deps.clock.now();
   const edited = input.payload !== undefined;
   const editedHash = edited ? boundedPayloadHash(deps.config, input.payload) : undefined;
-  const quorumReached = sql`cardinality(${decisions.approverPeople}) + 1 >= ${decisions.requiredApprovals}`;
+  // Edits are re-checked: the rules run again on the edited payload (the decision's own kind, title and
+  // requester: an edit changes the payload only). A deny refuses the approval; a require raises the
+  // quorum (and priority), and this approval then counts as one of the raised quorum.
+  const demanded = edited ? await recheckEdit(deps, principal, id, input.payload) : null;
+  const raise = demanded?.required_approvals ?? null;
+  const required = raise ? sql`greatest(${decisions.requiredApprovals}, ${raise}::smallint)` : sql`${decisions.requiredApprovals}`;
+  const quorumReached = sql`cardinality(${decisions.approverPeople}) + 1 >= ${required}`;
   const conditions = [
     ...pendingAndLive(now),
     ...resolvableBy(principal),
@@ -518,7 +649,10 @@ export async function approveDecision(
       resolvedAt: sql`case when ${quorumReached} then ${now.toISOString()}::timestamptz end`,
       resolvedBy: sql`case when ${quorumReached} then ${me}::uuid end`,
       resolutionReason: sql`case when ${quorumReached} then ${input.reason ?? null}::text end`,
+      decidedBy: sql`case when ${quorumReached} then 'human' end`,
       ...(edited ? { approvedPayload: sql`${JSON.stringify(input.payload)}::jsonb`, approvedPayloadHash: editedHash } : {}),
+      ...(raise ? { requiredApprovals: required } : {}),
+      ...(demanded?.priority ? { priority: raisedPrioritySql(demanded.priority) } : {}),
     },
     {
       type: sql`case when updated.status = 'approved' then 'approved' else 'approval_recorded' end`,
@@ -529,7 +663,10 @@ export async function approveDecision(
       data: sql`jsonb_build_object('approvals', cardinality(updated.approver_people), 'person_id', ${person}::uuid,
                                    'required_approvals', updated.required_approvals,
                                    'payload_hash', updated.payload_hash)
-                || ${JSON.stringify(edited ? { edited_payload: input.payload, edited_payload_hash: editedHash } : {})}::jsonb`,
+                || ${JSON.stringify({
+                  ...(edited ? { edited_payload: input.payload, edited_payload_hash: editedHash } : {}),
+                  ...(demanded ? { policy: policyRef(demanded) } : {}),
+                })}::jsonb`,
     },
   );
   if (row) return row;
@@ -563,7 +700,7 @@ export async function rejectDecision(deps: DecisionDeps, principal: Principal, i
     deps,
     id,
     [...pendingAndLive(now), ...resolvableBy(principal)],
-    { status: "rejected", resolvedAt: now, resolvedBy: principal.keyId, resolutionReason: reason },
+    { status: "rejected", resolvedAt: now, resolvedBy: principal.keyId, resolutionReason: reason, decidedBy: "human" },
     { type: "rejected", actorKeyId: principal.keyId, fromStatus: "pending", reason },
   );
   if (row) return row;
@@ -686,6 +823,7 @@ export async function settleOverdue(deps: DecisionDeps, options: { ids?: string[
         : {
             status: approve ? "approved" : "expired",
             resolvedAt: now,
+            decidedBy: "timeout",
             resolutionReason: approve ? "approved by default: no verdict before the deadline" : "expired: no verdict before the deadline",
           };
       const update = tx

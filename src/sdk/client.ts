@@ -2,6 +2,7 @@ import { DecisionsApi } from "./decisions";
 import { KeysApi, TokensApi } from "./keys";
 import { NotificationsApi } from "./notifications";
 import { OperatorsApi } from "./operators";
+import { PoliciesApi } from "./policies";
 import { ReceiptsApi } from "./receipts";
 import { TelemetryApi } from "./telemetry";
 import { type ClientOptions, Transport } from "./transport";
@@ -22,6 +23,7 @@ export class ArbiterClient {
   readonly tokens: TokensApi;
   readonly operators: OperatorsApi;
   readonly notifications: NotificationsApi;
+  readonly policies: PoliciesApi;
 
   constructor(options: ClientOptions) {
     const http = new Transport(options);
@@ -32,5 +34,6 @@ export class ArbiterClient {
     this.tokens = new TokensApi(http);
     this.operators = new OperatorsApi(http);
     this.notifications = new NotificationsApi(http);
+    this.policies = new PoliciesApi(http);
   }
 }

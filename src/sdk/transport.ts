@@ -93,7 +93,7 @@ export class Transport {
     this.maxRetryDelayMs = options.maxRetryDelayMs ?? 60_000;
   }
 
-  async send<T>(method: "GET" | "POST" | "PATCH", path: string, options: RequestOptions = {}): Promise<T> {
+  async send<T>(method: "GET" | "POST" | "PATCH" | "DELETE", path: string, options: RequestOptions = {}): Promise<T> {
     const url = this.url(path, options.query);
     const headers: Record<string, string> = { ...this.headers, Accept: "application/json" };
     if (options.body !== undefined) headers["Content-Type"] = "application/json";
@@ -103,7 +103,7 @@ export class Transport {
 
     for (let attempt = 0; ; attempt++) {
       const response = await this.attempt(url, { method, headers, body }, options);
-      if (response.ok) return (await response.json()) as T;
+      if (response.ok) return (response.status === 204 ? undefined : await response.json()) as T;
       const retryAfter = parseRetryAfter(response.headers.get("retry-after"), Date.now());
       const delayMs = retryAfter === undefined ? this.backoff(attempt) : retryAfter * 1000;
       if (!retryable || !RETRYABLE_STATUSES.has(response.status) || attempt >= this.maxRetries || delayMs > this.maxRetryDelayMs) {

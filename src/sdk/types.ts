@@ -23,6 +23,7 @@ import type {
 } from "../decisions/schemas";
 import type { CreateRouteBody, NotificationDeliverySchema, NotificationRouteSchema, UpdateRouteBody } from "../notify/routes";
 import type { CreateOperatorBody, DisabledOperatorSchema, ListOperatorsQuery, OperatorSchema, UpdateOperatorBody } from "../people/routes";
+import type { CreatePolicyBody, PolicySchema, PreviewBody, ReplayResult, UpdatePolicyBody } from "../policies/schemas";
 import type { Snapshot, SnapshotInput, TelemetryBatchAccepted, TelemetryEventInput } from "../telemetry/schemas";
 
 /**
@@ -78,3 +79,17 @@ export type NotificationRoute = z.output<typeof NotificationRouteSchema>;
 export type NotificationDelivery = z.output<typeof NotificationDeliverySchema>;
 export type CreateNotificationRouteRequest = z.input<typeof CreateRouteBody>;
 export type UpdateNotificationRouteRequest = z.input<typeof UpdateRouteBody>;
+
+export type Policy = z.output<typeof PolicySchema>;
+export type PolicyOutcome = Policy["outcome"];
+export type PolicyState = Policy["state"];
+export type CreatePolicyRequest = z.input<typeof CreatePolicyBody>;
+export type UpdatePolicyRequest = z.input<typeof UpdatePolicyBody>;
+/** A time range of past decisions: ISO strings or Dates. */
+export interface ReplayRequest {
+  from: string | Date;
+  to?: string | Date;
+  limit?: number;
+}
+export type PreviewRequest = Omit<z.input<typeof PreviewBody>, "from" | "to"> & ReplayRequest;
+export type PolicyReplay = z.output<typeof ReplayResult>;

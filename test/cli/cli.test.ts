@@ -58,6 +58,81 @@ const cli = (args: string[], options: Parameters<typeof spawnCli>[1] = {}) => sp
 const createDecision = (kind = "deploy", title = "Deploy checkout") =>
   clientAs(t, "service").decisions.create({ kind, title, payload: samplePayload });
 
+describe("policies", () => {
+  test("create from a file, list, update, versions, preview, replay, disable and delete", async () => {
+    const dir = await import("node:fs/promises").then((fs) => fs.mkdtemp(join(import.meta.dir, ".cli-policy-")));
+    const file = join(dir, "rule.cel");
+    await Bun.write(file, 'decision.kind == "cli.refund" && payload.amount < 100\n');
+    try {
+      const created = await cli([
+        "policies",
+        "create",
+        "--name",
+        "cli rule",
+        "--expression-file",
+        file,
+        "--outcome",
+        "approve",
+        "--state",
+        "enforce",
+        "--json",
+      ]);
+      expect(created.code).toBe(0);
+      const rule = JSON.parse(created.stdout) as { id: string; version: number; expression: string };
+      expect(rule).toMatchObject({ version: 1, expression: 'decision.kind == "cli.refund" && payload.amount < 100' });
+      const decided = await clientAs(t, "service").decisions.create({ kind: "cli.refund", title: "Refund", payload: { amount: 3 } });
+      expect(decided.decided_by).toBe("policy");
+
+      const list = await cli(["policies", "list"]);
+      expect(list.stdout).toContain("cli rule");
+      expect(list.stdout).toMatch(/ID\s+POS\s+VERSION\s+STATE\s+OUTCOME\s+NAME/);
+      const updated = await cli([
+        "policies",
+        "update",
+        rule.id,
+        "--expression",
+        "payload.amount < 10",
+        "--expected-version",
+        "1",
+        "--json",
+      ]);
+      expect(JSON.parse(updated.stdout).version).toBe(2);
+      const versions = await cli(["policies", "versions", rule.id, "--json"]);
+      expect((JSON.parse(versions.stdout) as { version: number }[]).map((v) => v.version)).toEqual([2, 1]);
+      const old = await cli(["policies", "get", rule.id, "--version", "1", "--json"]);
+      expect(JSON.parse(old.stdout).expression).toContain("< 100");
+
+      const from = new Date(Date.now() - 60_000).toISOString();
+      const replay = await cli(["policies", "replay", rule.id, "--from", from, "--json"]);
+      expect(replay.code).toBe(0);
+      expect(JSON.parse(replay.stdout).approve).toBeGreaterThanOrEqual(1);
+      const preview = await cli([
+        "policies",
+        "preview",
+        "--expression",
+        "payload.amount < 100",
+        "--outcome",
+        "deny",
+        "--reason",
+        "x",
+        "--from",
+        from,
+      ]);
+      expect(preview.code).toBe(0);
+      expect(preview.stdout).toMatch(/evaluated:\s+\d+/);
+
+      const bad = await cli(["policies", "create", "--name", "bad", "--expression", "payload.amount <", "--outcome", "approve"]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toContain("invalid_expression");
+
+      expect((await cli(["policies", "disable", rule.id, "--json"])).stdout).toContain('"state": "disabled"');
+      expect((await cli(["policies", "delete", rule.id])).stdout).toContain(`deleted ${rule.id}`);
+    } finally {
+      await import("node:fs/promises").then((fs) => fs.rm(dir, { recursive: true, force: true }));
+    }
+  });
+});
+
 describe("decisions", () => {
   test("list prints a table by default and the page as JSON with --json", async () => {
     const kind = `cli.${crypto.randomUUID().slice(0, 8)}`;
@@ -281,6 +356,8 @@ describe("exit codes and secrecy", () => {
       "keys revoke",
       "operators create",
       "operators disable",
+      "policies create",
+      "policies replay",
     ]) {
       expect(help.stdout).toContain(`arbiter ${command}`);
     }

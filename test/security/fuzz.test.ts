@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { connect } from "node:net";
 import { eq, inArray } from "drizzle-orm";
 import { ROLE_PERMISSIONS } from "../../src/auth/rbac";
-import { apiKeys, decisions, type Role, telemetryEvents, telemetrySnapshots } from "../../src/db/schema";
+import { apiKeys, decisions, policies, policyVersions, type Role, telemetryEvents, telemetrySnapshots } from "../../src/db/schema";
 import { startTestApp, type TestApp } from "../helpers/app";
 
 // Per file: Bun applies a preload's default timeout to the first file of a run only.
@@ -245,7 +245,7 @@ interface Case {
 const LEAK =
   /(\n\s+at |\.ts:\d+|node_modules|PostgresError|syntax error at or near|invalid byte sequence|violates|"stack"|Failed query|unsupported Unicode)/;
 let t: TestApp;
-const seeded = { decisionId: "", keyId: "", eventIds: ["fuzz-seed-1", "fuzz-seed-2", "fuzz-seed-3"], snapshotId: "" };
+const seeded = { decisionId: "", keyId: "", eventIds: ["fuzz-seed-1", "fuzz-seed-2", "fuzz-seed-3"], snapshotId: "", policyId: "" };
 
 async function send(c: Case): Promise<string | undefined> {
   const headers = new Headers(c.headers);
@@ -328,6 +328,7 @@ function callersOf(op: Operation): Role[] {
 function seededIdFor(path: string): string {
   if (path.startsWith("/v1/decisions/")) return seeded.decisionId;
   if (path.startsWith("/v1/keys/")) return seeded.keyId;
+  if (path.startsWith("/v1/policies/")) return seeded.policyId;
   return seededUuid();
 }
 
@@ -337,7 +338,8 @@ function validQuery(op: Operation): URLSearchParams {
   return query;
 }
 const withQuery = (path: string, query: URLSearchParams) => (query.size > 0 ? `${path}?${query}` : path);
-const fillPath = (path: string, id: string) => path.replace(/\{[^}]+\}/g, id);
+// Ids take `id`; a policy's `{version}` takes its first version, so a well-formed request names a real row.
+const fillPath = (path: string, id: string) => path.replace(/\{([^}]+)\}/g, (_, name: string) => (name === "version" ? "1" : id));
 
 function pathCases(op: Operation, as: Role): Case[] {
   if (!op.path.includes("{")) return [];
@@ -479,6 +481,8 @@ async function storedState() {
     key: await db.select().from(apiKeys).where(eq(apiKeys.id, seeded.keyId)),
     events: await db.select().from(telemetryEvents).where(inArray(telemetryEvents.id, seeded.eventIds)).orderBy(telemetryEvents.id),
     snapshot: await db.select().from(telemetrySnapshots).where(eq(telemetrySnapshots.id, seeded.snapshotId)),
+    policy: await db.select().from(policies).where(eq(policies.id, seeded.policyId)),
+    versions: await db.select().from(policyVersions).where(eq(policyVersions.policyId, seeded.policyId)),
   });
 }
 
@@ -512,6 +516,14 @@ beforeAll(async () => {
   });
   expect(snapshot.status).toBe(201);
   seeded.snapshotId = ((await snapshot.json()) as { id: string }).id;
+  // A shadow rule: hostile edits of it must change nothing, and it never decides the seeded decisions.
+  const policy = await t.request("/v1/policies", {
+    method: "POST",
+    as: "admin",
+    json: { name: "fuzz seed", expression: 'decision.kind == "fuzz.never" && payload.amount < 10', outcome: "approve", state: "shadow" },
+  });
+  expect(policy.status).toBe(201);
+  seeded.policyId = ((await policy.json()) as { id: string }).id;
   before = await storedState();
 
   const doc = (await (await t.request("/openapi.json")).json()) as Parameters<typeof operationsOf>[0] & {
