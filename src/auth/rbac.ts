@@ -37,6 +37,8 @@ export interface Principal {
   /** how the caller authenticated; `tokenId` is the JWT's jti */
   via: "api_key" | "token";
   tokenId?: string;
+  /** when the key stops authenticating (its expiry, or the end of a rotation grace); absent when never */
+  validUntil?: Date;
 }
 
 /** A key's effective permissions: its role's, narrowed to `narrowed` when given (never widened). */
