@@ -2,6 +2,7 @@ import type { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { Principal } from "../auth/rbac";
+import { holdConnectionOpen } from "../http/connection";
 import type { AppEnv } from "../http/env";
 import { badRequest, errorResponses } from "../http/errors";
 import { createRouter, defineRoute } from "../http/openapi";
@@ -173,6 +174,7 @@ export function decisionRoutes(deps: DecisionDeps) {
       let row: Awaited<ReturnType<typeof getDecision>>;
       if (wait) {
         const release = holdLimiterOf(deps).acquire(principal);
+        holdConnectionOpen(c, deps.config.HTTP_IDLE_TIMEOUT_S);
         try {
           row = await waitForDecision(deps, principal, id, wait, c.req.raw.signal);
         } finally {
@@ -215,6 +217,7 @@ export function eventStreamResponse(
   options: { endAfterMs?: number } = {},
 ): Response {
   const release = holdLimiterOf(deps).acquire(principal);
+  holdConnectionOpen(c, deps.config.HTTP_IDLE_TIMEOUT_S);
   c.header("Cache-Control", "no-store");
   c.header("X-Accel-Buffering", "no"); // proxies must not buffer the stream
   return streamSSE(c, async (sse) => {
