@@ -40,7 +40,7 @@ export async function postToAddress(request: PinnedPost): Promise<PinnedResponse
     if (options?.all) callback(null, [{ address: request.address, family }]);
     else callback(null, request.address, family);
   };
-  const body = Buffer.from(request.body);
+  const body = new TextEncoder().encode(request.body);
 
   return new Promise<PinnedResponse>((resolve, reject) => {
     let status: number | undefined;
@@ -64,7 +64,7 @@ export async function postToAddress(request: PinnedPost): Promise<PinnedResponse
       (response: IncomingMessage) => {
         // Redirects are never followed: node:http does not, and a 3xx is just a status here.
         status = response.statusCode ?? 0;
-        response.on("data", (chunk: Buffer) => {
+        response.on("data", (chunk: Uint8Array) => {
           received += chunk.length;
           if (received > request.maxResponseBytes) finish(true);
         });
