@@ -168,6 +168,9 @@ interface Outcome {
   permanent: boolean;
 }
 
+/** A 3xx is a failure like any other: following it could lead to an address the guard never saw. */
+const statusError = (status: number) => (status >= 300 && status < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`);
+
 async function send(
   deps: DecisionDeps,
   transport: WebhookTransport,
@@ -203,13 +206,7 @@ async function send(
       },
     });
     const delivered = response.status >= 200 && response.status < 300;
-    // A 3xx is a failure like any other: following it could lead to an address the guard never saw.
-    const error = delivered
-      ? null
-      : response.status >= 300 && response.status < 400
-        ? `HTTP ${response.status} (redirects are not followed)`
-        : `HTTP ${response.status}`;
-    return { statusCode: response.status, error, delivered, permanent: false };
+    return { statusCode: response.status, error: delivered ? null : statusError(response.status), delivered, permanent: false };
   } catch (error) {
     return { statusCode: null, error: (error as Error).message.slice(0, 500), delivered: false, permanent: false };
   }

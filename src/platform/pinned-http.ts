@@ -45,11 +45,11 @@ export async function postToAddress(request: PinnedPost): Promise<PinnedResponse
   return new Promise<PinnedResponse>((resolve, reject) => {
     let status: number | undefined;
     let received = 0;
-    const finish = (truncated: boolean) => {
+    // Once the status is known the exchange has its answer: the body only decides when to close.
+    const finish = (answered: number, truncated: boolean) => {
       clearTimeout(deadline);
       outgoing.destroy();
-      if (status === undefined) reject(new Error("no response"));
-      else resolve({ status, truncated });
+      resolve({ status: answered, truncated });
     };
     const outgoing = send(
       request.url,
@@ -63,17 +63,18 @@ export async function postToAddress(request: PinnedPost): Promise<PinnedResponse
       },
       (response: IncomingMessage) => {
         // Redirects are never followed: node:http does not, and a 3xx is just a status here.
-        status = response.statusCode ?? 0;
+        const answered = response.statusCode ?? 0;
+        status = answered;
         response.on("data", (chunk: Uint8Array) => {
           received += chunk.length;
-          if (received > request.maxResponseBytes) finish(true);
+          if (received > request.maxResponseBytes) finish(answered, true);
         });
-        response.on("end", () => finish(false));
-        response.on("error", () => finish(true));
+        response.on("end", () => finish(answered, false));
+        response.on("error", () => finish(answered, true));
       },
     );
     const deadline = setTimeout(() => {
-      if (status !== undefined) finish(true);
+      if (status !== undefined) finish(status, true);
       else {
         outgoing.destroy();
         reject(new Error(`no response within ${request.timeoutMs} ms`));
