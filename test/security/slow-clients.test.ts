@@ -191,6 +191,31 @@ for (const entry of ENTRIES) {
         expect(reused.received().slice(answered)).toMatch(entry.slowHeadAnswer);
       });
 
+      test("an event stream outlives HTTP_IDLE_TIMEOUT_S, and its connection is not kept alive after it", async () => {
+        const stream = await open();
+        stream.socket.write(`GET /v1/decisions/stream HTTP/1.1\r\nHost: x\r\nX-API-Key: ${serviceKey}\r\n\r\n`);
+        await Bun.sleep(IDLE_S * 1000 + TIMER_SLACK_MS + 1_000);
+        expect(stream.socket.destroyed).toBe(false);
+        expect(stream.received()).toStartWith("HTTP/1.1 200 ");
+        expect(stream.received()).toMatch(/^connection: close\r$/im);
+        // Still delivering: a decision created now arrives on it.
+        const created = await fetch(new URL("/v1/decisions", base), {
+          method: "POST",
+          headers: { "X-API-Key": serviceKey, "Content-Type": "application/json" },
+          body: JSON.stringify({ kind: "deploy", title: "streamed", payload: { n: 2 } }),
+        });
+        expect(created.status).toBe(201);
+        const { id } = (await created.json()) as { id: string };
+        await within(
+          (async () => {
+            while (!stream.received().includes(id)) await Bun.sleep(50);
+          })(),
+          5_000,
+          "the event on the stream",
+        );
+        stream.socket.destroy();
+      });
+
       test("a long-poll longer than HTTP_IDLE_TIMEOUT_S is not cut by it", async () => {
         const headers = { "X-API-Key": serviceKey, "Content-Type": "application/json" };
         const created = await fetch(new URL("/v1/decisions", base), {
