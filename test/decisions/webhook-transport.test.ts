@@ -170,10 +170,10 @@ describe("the checked address is the connected address (DNS rebinding)", () => {
   test("every resolved address is checked: one refused address refuses the name", async () => {
     const target = await open("127.0.0.1");
     const { transport } = resolver(["127.0.0.1", "169.254.169.254"]);
-    const https = await settledWithCallback(`https://hooks.rebind.test:${target.port}/hook`);
+    const id = await settledWithCallback(`https://hooks.rebind.test:${target.port}/hook`);
     expect(await deliverDueWebhooks(t.deps, 20, transport)).toBe(1);
     expect(target.seen).toHaveLength(0);
-    expect((await deliveryAttempts(t.deps, https))[0]!.error).toBe("refused: address 169.254.169.254 is private or link-local");
+    expect((await deliveryAttempts(t.deps, id))[0]!.error).toBe("refused: address 169.254.169.254 is private or link-local");
   });
 
   test("https: SNI and the certificate check use the URL's name while the connection goes to the checked address", async () => {
