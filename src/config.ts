@@ -105,6 +105,16 @@ export const configSchema = z
     BODY_LIMIT_BYTES: positiveInt.max(64 * 1024 * 1024).default(1024 * 1024),
     /** a request (other than a long-poll or event stream) not answered by then gets 503 request_timeout */
     REQUEST_TIMEOUT_MS: positiveInt.max(600_000).default(10_000),
+    /**
+     * A keep-alive connection with no request in progress is closed after this long; on Bun it also
+     * bounds a request whose headers trickle in on a reused connection. At most 255 (Bun's limit).
+     */
+    HTTP_IDLE_TIMEOUT_S: positiveInt.max(255).default(60),
+    /** a request head (request line and headers) larger than this is refused with 431 */
+    HTTP_MAX_HEADER_BYTES: positiveInt
+      .min(1024)
+      .max(256 * 1024)
+      .default(16 * 1024),
     SHUTDOWN_TIMEOUT_MS: positiveInt.max(600_000).default(10_000),
     HEALTH_CHECK_TIMEOUT_MS: positiveInt.max(60_000).default(1_000),
     RUN_MIGRATIONS: booleanFlag.default(true),

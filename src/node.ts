@@ -6,7 +6,7 @@ import type { Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { type HttpBindings, serve } from "@hono/node-server";
-import { startServer } from "./server";
+import { HEADER_READ_TIMEOUT_S, startServer } from "./server";
 
 await startServer({
   name: `node ${process.versions.node}`,
@@ -23,7 +23,9 @@ await startServer({
             const peer = (bindings as HttpBindings).incoming.socket.remoteAddress;
             return fetch(request, { requestIP: () => (peer ? { address: peer } : null) });
           },
-          ...(options.tls ? { createServer: createHttpsServer, serverOptions: options.tls } : {}),
+          // Timeouts are checked every connectionsCheckingInterval (30 s by default): once a second instead.
+          serverOptions: { ...options.tls, maxHeaderSize: options.maxHeaderBytes, connectionsCheckingInterval: 1_000 },
+          ...(options.tls ? { createServer: createHttpsServer } : {}),
         },
         (address: AddressInfo) => {
           const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
@@ -45,6 +47,8 @@ await startServer({
         },
       ) as Server;
       server.keepAliveTimeout = options.idleTimeoutSeconds * 1000;
+      // A request head trickling in (slowloris) is cut off with 408 after this long, as on Bun.
+      server.headersTimeout = HEADER_READ_TIMEOUT_S * 1000;
       server.once("error", reject);
     }),
   onSignal: (signal, handler) => process.on(signal, handler),

@@ -17,6 +17,8 @@ import { type ServerTlsOptions, serverTlsOptions, TlsSetupError } from "./tls";
 /** What the app reads from the connection; Bun's server has this method, the other entries provide it. */
 export interface ConnectionInfo {
   requestIP(request: Request): { address: string } | null;
+  /** Bun only: a per-request idle timeout (see src/http/connection.ts) */
+  timeout?(request: Request, seconds: number): void;
 }
 
 export type FetchHandler = (request: Request, connection: ConnectionInfo) => Response | Promise<Response>;
@@ -25,9 +27,18 @@ export interface ListenOptions {
   port: number;
   hostname: string;
   tls?: ServerTlsOptions;
-  /** a connection may be idle this long; it must outlast a long-poll wait (up to 55 s) */
+  /** a keep-alive connection with no request in progress is closed after this long */
   idleTimeoutSeconds: number;
+  /** a request head (request line and headers) larger than this is refused with 431 */
+  maxHeaderBytes: number;
 }
+
+/**
+ * A request's head must arrive within this long of the connection opening, or the connection is
+ * closed (slow clients). Bun has this built in and not configurable (measured: about 12 s); the
+ * Node entry sets the same bound. Deno.serve has no such option.
+ */
+export const HEADER_READ_TIMEOUT_S = 10;
 
 export interface Listener {
   url: URL;
@@ -96,8 +107,13 @@ export async function startServer(runtime: RuntimeAdapter): Promise<void> {
       return failWith(runtime, `${runtime.name}: ${reason}`);
     }
   };
-  // Long-poll waits run up to 55 s; the idle timeout must outlast them.
-  const server = await listen(fetch, { port: config.PORT, hostname: config.HOST, tls, idleTimeoutSeconds: 60 });
+  const server = await listen(fetch, {
+    port: config.PORT,
+    hostname: config.HOST,
+    tls,
+    idleTimeoutSeconds: config.HTTP_IDLE_TIMEOUT_S,
+    maxHeaderBytes: config.HTTP_MAX_HEADER_BYTES,
+  });
   logger.info("listening", {
     url: server.url.toString(),
     runtime: runtime.name,
@@ -117,6 +133,7 @@ export async function startServer(runtime: RuntimeAdapter): Promise<void> {
           port: config.METRICS_PORT,
           hostname: config.METRICS_HOST ?? config.HOST,
           idleTimeoutSeconds: 10,
+          maxHeaderBytes: config.HTTP_MAX_HEADER_BYTES,
         });
   if (metricsServer) logger.info("metrics listening", { url: new URL("/metrics", metricsServer.url).toString() });
 

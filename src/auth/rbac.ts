@@ -44,6 +44,8 @@ export interface Principal {
   /** how the caller authenticated (`slack` and `email`: a person acting from a message); `tokenId` is the JWT's jti */
   via: "api_key" | "token" | "slack" | "email";
   tokenId?: string;
+  /** when the key stops authenticating (its expiry, or the end of a rotation grace); absent when never */
+  validUntil?: Date;
 }
 
 /** A key's effective permissions: its role's, narrowed to `narrowed` when given (never widened). */

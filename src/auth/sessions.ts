@@ -35,8 +35,12 @@ export async function issueToken(deps: SessionDeps, principal: Principal, input:
   if (missing.length > 0) {
     throw new ApiError(403, "privilege_escalation", "a token cannot carry permissions its key does not hold", { missing });
   }
-  const ttlSeconds = Math.min(input.ttlSeconds ?? deps.config.TOKEN_TTL_SECONDS, deps.config.TOKEN_MAX_TTL_SECONDS);
   const issuedAt = new Date(Math.floor(deps.clock.now().getTime() / 1000) * 1000);
+  // A token never outlives its key: it ends at the key's expiry or rotation grace, whichever is first.
+  const keyLeftSeconds = principal.validUntil
+    ? Math.max(0, Math.floor((principal.validUntil.getTime() - issuedAt.getTime()) / 1000))
+    : Number.POSITIVE_INFINITY;
+  const ttlSeconds = Math.min(input.ttlSeconds ?? deps.config.TOKEN_TTL_SECONDS, deps.config.TOKEN_MAX_TTL_SECONDS, keyLeftSeconds);
   const expiresAt = new Date(issuedAt.getTime() + ttlSeconds * 1000);
   const jti = uuidv7(issuedAt.getTime());
   const token = await deps.signer.sign({ sub: principal.keyId, jti, role: principal.role, permissions: requested }, issuedAt, expiresAt);

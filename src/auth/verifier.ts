@@ -84,6 +84,23 @@ export function createVerifier(deps: {
     if (row.expiresAt && row.expiresAt.getTime() <= at) throw new AuthFailure("key_expired", "the API key has expired", row.id);
   };
 
+  /**
+   * The session row, not the signed claims, bounds a token: a token signed with a leaked signing
+   * key (stored in the database when TOKEN_SIGNING_KEY is unset) for an existing session cannot
+   * name another key or outlive the row. Checked on every request, cached or not.
+   */
+  const assertMatchesSession = (claims: TokenClaims, session: SessionRow) => {
+    if (session.keyId !== claims.sub || claims.exp * 1000 > session.expiresAt.getTime()) {
+      throw new AuthFailure("invalid_token", "the token is not known to this server");
+    }
+    if (session.revokedAt && session.revokedAt.getTime() <= now()) {
+      throw new AuthFailure("token_revoked", "the token has been revoked", session.keyId);
+    }
+    if (session.expiresAt.getTime() + deps.clockToleranceSeconds * 1000 <= now()) {
+      throw new AuthFailure("token_expired", "the token has expired", session.keyId);
+    }
+  };
+
   const touch = (row: ApiKeyRow) => {
     const at = now();
     const last = lastTouched.get(row.id) ?? row.lastUsedAt?.getTime() ?? 0;
@@ -96,15 +113,19 @@ export function createVerifier(deps: {
       .catch((error: unknown) => deps.logger.warn("last_used_at update failed", { key_id: row.id, error: (error as Error).message }));
   };
 
-  const principalFor = (row: ApiKeyRow, permissions: Set<Permission>, tokenId?: string): CredentialPrincipal => ({
-    keyId: row.id,
-    keyName: row.name,
-    personId: row.operatorId ?? row.id,
-    role: row.role,
-    permissions,
-    via: tokenId ? "token" : "api_key",
-    ...(tokenId ? { tokenId } : {}),
-  });
+  const principalFor = (row: ApiKeyRow, permissions: Set<Permission>, tokenId?: string): CredentialPrincipal => {
+    const ends = [row.expiresAt, row.revokedAt].filter((at): at is Date => at !== null).map((at) => at.getTime());
+    return {
+      keyId: row.id,
+      keyName: row.name,
+      personId: row.operatorId ?? row.id,
+      role: row.role,
+      permissions,
+      via: tokenId ? "token" : "api_key",
+      ...(tokenId ? { tokenId } : {}),
+      ...(ends.length > 0 ? { validUntil: new Date(Math.min(...ends)) } : {}),
+    };
+  };
 
   async function verifyApiKey(raw: string, slowPath: () => Promise<void>): Promise<CredentialPrincipal> {
     const hash = hashApiKeySync(raw);
@@ -149,12 +170,10 @@ export function createVerifier(deps: {
       await slowPath();
       const seen = revocationsSeen;
       [session] = await deps.db.select().from(operatorSessions).where(eq(operatorSessions.id, claims.jti)).limit(1);
-      if (!session || session.keyId !== claims.sub) throw new AuthFailure("invalid_token", "the token is not known to this server");
+      if (!session) throw new AuthFailure("invalid_token", "the token is not known to this server");
       if (seen === revocationsSeen) sessions.set(claims.jti, session);
     }
-    if (session.revokedAt && session.revokedAt.getTime() <= now()) {
-      throw new AuthFailure("token_revoked", "the token has been revoked", session.keyId);
-    }
+    assertMatchesSession(claims, session);
     let key = keysById.get(session.keyId);
     if (!key) {
       await slowPath();

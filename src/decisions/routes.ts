@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import type { Principal } from "../auth/rbac";
 import type { TokenSigner } from "../auth/tokens";
+import { holdForEventStream, holdForLongPoll } from "../http/connection";
 import type { AppEnv } from "../http/env";
 import { badRequest, errorResponses } from "../http/errors";
 import { createRouter, defineRoute } from "../http/openapi";
@@ -186,6 +187,7 @@ export function decisionRoutes(deps: DecisionDeps, signer: TokenSigner) {
       let row: Awaited<ReturnType<typeof getDecision>>;
       if (wait) {
         const release = holdLimiterOf(deps).acquire(principal);
+        holdForLongPoll(c, deps.config.HTTP_IDLE_TIMEOUT_S);
         try {
           row = await waitForDecision(deps, principal, id, wait, c.req.raw.signal);
         } finally {
@@ -231,7 +233,7 @@ export function eventStreamResponse(
   const release = holdLimiterOf(deps).acquire(principal);
   c.header("Cache-Control", "no-store");
   c.header("X-Accel-Buffering", "no"); // proxies must not buffer the stream
-  return streamSSE(c, async (sse) => {
+  const stream = streamSSE(c, async (sse) => {
     const stop = new AbortController();
     sse.onAbort(() => stop.abort());
     c.req.raw.signal.addEventListener("abort", () => stop.abort(), { once: true });
@@ -257,6 +259,7 @@ export function eventStreamResponse(
       release();
     }
   });
+  return holdForEventStream(c, stream);
 }
 
 /** The resume point: Last-Event-ID (set by EventSource on reconnect) or ?last_event_id; else "from now". */

@@ -5,6 +5,7 @@ import { uuidv7 } from "../db/ids";
 import { type DecisionRow, decisions, webhookDeliveries } from "../db/schema";
 import { ApiError } from "../http/errors";
 import { resolveHost } from "../platform/dns";
+import { postToAddress } from "../platform/pinned-http";
 import { presentDecision } from "./present";
 import type { DecisionDeps } from "./service";
 
@@ -71,44 +72,60 @@ function ipVersion(host: string): 0 | 4 | 6 {
 
 export const classifyAddress = (address: string): AddressClass => (ipVersion(address) === 6 ? ipv6Class(address) : ipv4Class(address));
 
-/** Why a callback URL may not be called now (its host resolved and every address checked), or undefined. */
-export async function callbackRefusal(
+/** A callback URL checked for calling now: the address to connect to, or why it may not be called. */
+export type CheckedCallback = { url: URL; address: string; refusal?: undefined } | { refusal: string };
+
+/**
+ * Resolves the callback's host once and checks every address. A caller that connects must connect
+ * to `address` (one of those checked), never resolve the name again: a second answer may differ.
+ */
+export async function checkCallback(
   raw: string,
   config: Pick<Config, "WEBHOOK_ALLOW_HTTP_LOOPBACK" | "WEBHOOK_ALLOW_PRIVATE_NETWORKS">,
-): Promise<string | undefined> {
+  resolve: (host: string) => Promise<string[]> = resolveHost,
+): Promise<CheckedCallback> {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    return "not a valid absolute URL";
+    return { refusal: "not a valid absolute URL" };
   }
-  if (url.protocol !== "https:" && url.protocol !== "http:") return "only https URLs are allowed";
-  if (url.username || url.password) return "credentials in the URL are not allowed";
+  if (url.protocol !== "https:" && url.protocol !== "http:") return { refusal: "only https URLs are allowed" };
+  if (url.username || url.password) return { refusal: "credentials in the URL are not allowed" };
   const host = url.hostname.replace(/^\[|\]$/g, "");
   let addresses: string[];
   if (ipVersion(host)) addresses = [host];
   else {
     try {
-      addresses = await resolveHost(host);
+      addresses = await resolve(host);
     } catch {
-      return `host ${host} does not resolve`;
+      return { refusal: `host ${host} does not resolve` };
     }
   }
-  if (addresses.length === 0) return `host ${host} does not resolve`;
+  if (addresses.length === 0) return { refusal: `host ${host} does not resolve` };
   const classes = addresses.map(classifyAddress);
   if (url.protocol === "http:") {
-    if (!config.WEBHOOK_ALLOW_HTTP_LOOPBACK) return "only https URLs are allowed";
-    if (classes.some((c) => c !== "loopback")) return "plain http is allowed only to loopback addresses";
-    return undefined;
+    if (!config.WEBHOOK_ALLOW_HTTP_LOOPBACK) return { refusal: "only https URLs are allowed" };
+    if (classes.some((c) => c !== "loopback")) return { refusal: "plain http is allowed only to loopback addresses" };
+    return { url, address: addresses[0]! };
   }
   for (const [index, kind] of classes.entries()) {
-    if (kind === "forbidden") return `address ${addresses[index]} is not routable`;
+    if (kind === "forbidden") return { refusal: `address ${addresses[index]} is not routable` };
     if (kind === "loopback" && !config.WEBHOOK_ALLOW_HTTP_LOOPBACK && !config.WEBHOOK_ALLOW_PRIVATE_NETWORKS) {
-      return `address ${addresses[index]} is loopback`;
+      return { refusal: `address ${addresses[index]} is loopback` };
     }
-    if (kind === "private" && !config.WEBHOOK_ALLOW_PRIVATE_NETWORKS) return `address ${addresses[index]} is private or link-local`;
+    if (kind === "private" && !config.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+      return { refusal: `address ${addresses[index]} is private or link-local` };
   }
-  return undefined;
+  return { url, address: addresses[0]! };
+}
+
+/** Why a callback URL may not be called now (its host resolved and every address checked), or undefined. */
+export async function callbackRefusal(
+  raw: string,
+  config: Pick<Config, "WEBHOOK_ALLOW_HTTP_LOOPBACK" | "WEBHOOK_ALLOW_PRIVATE_NETWORKS">,
+): Promise<string | undefined> {
+  return (await checkCallback(raw, config)).refusal;
 }
 
 /** At create: a decision may name a callback only when signing is configured and the target is allowed. */
@@ -131,6 +148,18 @@ export function backoffMs(attempt: number, baseMs: number, random = Math.random(
   return Math.round(delay * (0.8 + 0.4 * random));
 }
 
+/** A receiver's answer is read up to this many bytes and then the connection is closed. */
+export const WEBHOOK_RESPONSE_MAX_BYTES = 64 * 1024;
+
+/** How deliveries reach receivers: the platform's resolver and trust store unless a caller says otherwise. */
+export interface WebhookTransport {
+  resolve: (host: string) => Promise<string[]>;
+  /** extra trusted certificate authorities (PEM) for https receivers */
+  ca?: string;
+}
+
+const systemTransport: WebhookTransport = { resolve: resolveHost };
+
 interface Outcome {
   statusCode: number | null;
   error: string | null;
@@ -139,10 +168,20 @@ interface Outcome {
   permanent: boolean;
 }
 
-async function send(deps: DecisionDeps, deliveryId: string, decision: DecisionRow, attempt: number, url: string): Promise<Outcome> {
+/** A 3xx is a failure like any other: following it could lead to an address the guard never saw. */
+const statusError = (status: number) => (status >= 300 && status < 400 ? `HTTP ${status} (redirects are not followed)` : `HTTP ${status}`);
+
+async function send(
+  deps: DecisionDeps,
+  transport: WebhookTransport,
+  deliveryId: string,
+  decision: DecisionRow,
+  attempt: number,
+  url: string,
+): Promise<Outcome> {
   const { config } = deps;
-  const refused = await callbackRefusal(url, config);
-  if (refused) return { statusCode: null, error: `refused: ${refused}`, delivered: false, permanent: true };
+  const target = await checkCallback(url, config, transport.resolve);
+  if (target.refusal !== undefined) return { statusCode: null, error: `refused: ${target.refusal}`, delivered: false, permanent: true };
   const body = JSON.stringify({
     type: `decision.${decision.status}`,
     delivery_id: deliveryId,
@@ -151,12 +190,13 @@ async function send(deps: DecisionDeps, deliveryId: string, decision: DecisionRo
   });
   const timestamp = Math.floor(deps.clock.now().getTime() / 1000);
   try {
-    const response = await fetch(url, {
-      method: "POST",
+    const response = await postToAddress({
+      url: target.url,
+      address: target.address,
       body,
-      // Redirects are not followed: a 3xx to an internal address would bypass the guard.
-      redirect: "manual",
-      signal: AbortSignal.timeout(config.WEBHOOK_TIMEOUT_MS),
+      timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+      maxResponseBytes: WEBHOOK_RESPONSE_MAX_BYTES,
+      ...(transport.ca ? { ca: transport.ca } : {}),
       headers: {
         "Content-Type": "application/json",
         "User-Agent": "Arbiter-Webhooks/1",
@@ -165,9 +205,8 @@ async function send(deps: DecisionDeps, deliveryId: string, decision: DecisionRo
         "Arbiter-Event": `decision.${decision.status}`,
       },
     });
-    await response.body?.cancel().catch(() => {});
     const delivered = response.status >= 200 && response.status < 300;
-    return { statusCode: response.status, error: delivered ? null : `HTTP ${response.status}`, delivered, permanent: false };
+    return { statusCode: response.status, error: delivered ? null : statusError(response.status), delivered, permanent: false };
   } catch (error) {
     return { statusCode: null, error: (error as Error).message.slice(0, 500), delivered: false, permanent: false };
   }
@@ -177,7 +216,7 @@ async function send(deps: DecisionDeps, deliveryId: string, decision: DecisionRo
  * One pass of the delivery worker: claims due attempts (FOR UPDATE SKIP LOCKED, so replicas share the
  * work), sends them, records each result and schedules the next attempt of a failure.
  */
-export async function deliverDueWebhooks(deps: DecisionDeps, limit = 20): Promise<number> {
+export async function deliverDueWebhooks(deps: DecisionDeps, limit = 20, transport: WebhookTransport = systemTransport): Promise<number> {
   const { db } = deps.database;
   const now = deps.clock.now();
   if (!deps.config.WEBHOOK_SIGNING_SECRET) return 0;
@@ -200,7 +239,7 @@ export async function deliverDueWebhooks(deps: DecisionDeps, limit = 20): Promis
   });
   await Promise.all(
     claimed.map(async ({ delivery, decision }) => {
-      const outcome = await send(deps, delivery.id, decision, delivery.attempt, delivery.url);
+      const outcome = await send(deps, transport, delivery.id, decision, delivery.attempt, delivery.url);
       const retry = !outcome.delivered && !outcome.permanent && delivery.attempt < deps.config.WEBHOOK_MAX_ATTEMPTS;
       const finished = deps.clock.now();
       await db.transaction(async (tx) => {

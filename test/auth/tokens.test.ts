@@ -29,6 +29,7 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 const readKeys = (token: string) => t.request("/v1/keys?limit=1", { headers: bearer(token) });
+const readDecisions = (token: string) => t.request("/v1/decisions?limit=1", { headers: bearer(token) });
 const readDecisionsPermission = (token: string) => t.request("/v1/auth/token", { method: "POST", headers: bearer(token) });
 
 async function expect401(res: Response, code: string) {
@@ -51,7 +52,7 @@ async function forge(claims: Record<string, unknown>, header: Record<string, unk
     .setProtectedHeader({ alg: "EdDSA", kid: row!.kid, typ: "at+jwt", ...header })
     .setIssuer((claims.iss as string) ?? "arbiter")
     .setAudience((claims.aud as string) ?? "arbiter-api")
-    .setSubject(valid.sub!)
+    .setSubject((claims.sub as string) ?? valid.sub!)
     .setJti((claims.jti as string) ?? valid.jti!)
     .setIssuedAt((claims.iat as number) ?? nowS)
     .setNotBefore((claims.nbf as number) ?? nowS)
@@ -219,6 +220,72 @@ describe("revocation", () => {
     expect((await readKeys(token)).status).toBe(200);
     expect((await t.request(`/v1/keys/${id}/revoke`, { as: "admin", method: "POST" })).status).toBe(200);
     await expect401(await readKeys(token), "key_revoked");
+  });
+});
+
+describe("a token never outlives what issued it", () => {
+  async function createKey(body: Record<string, unknown>) {
+    const res = await t.request("/v1/keys", { as: "admin", method: "POST", json: { name: "bounded", role: "service", ...body } });
+    expect(res.status).toBe(201);
+    return (await res.json()) as { id: string; key: string };
+  }
+  async function issueFor(key: string, ttlSeconds: number) {
+    const res = await t.request("/v1/auth/token", { method: "POST", headers: { "X-API-Key": key }, json: { ttl_seconds: ttlSeconds } });
+    expect(res.status).toBe(200);
+    return (await res.json()) as { access_token: string; expires_in: number; expires_at: string; jti: string };
+  }
+
+  test("a token of a key that expires sooner ends with the key: expires_in, exp and the session row agree", async () => {
+    const keyEnds = new Date(clock.now().getTime() + 120_000);
+    const { key } = await createKey({ expires_at: keyEnds.toISOString() });
+    const issued = await issueFor(key, 600);
+    expect(issued.expires_in).toBe(120);
+    expect(decodeJwt(issued.access_token).exp! * 1000).toBeLessThanOrEqual(keyEnds.getTime());
+    const [row] = await t.deps.database.db.select().from(operatorSessions).where(eq(operatorSessions.id, issued.jti));
+    expect(row!.expiresAt.toISOString()).toBe(issued.expires_at);
+    expect((await readDecisions(issued.access_token)).status).toBe(200);
+    clock.advance(121_000);
+    await expect401(await readDecisions(issued.access_token), "key_expired");
+  });
+
+  test("a token of a key in its rotation grace ends when the grace ends", async () => {
+    const { id, key } = await createKey({});
+    const rotated = await t.request(`/v1/keys/${id}/rotate`, { as: "admin", method: "POST", json: { grace_seconds: 60 } });
+    expect(rotated.status).toBe(201);
+    const issued = await issueFor(key, 600);
+    expect(issued.expires_in).toBe(60);
+    expect((await readDecisions(issued.access_token)).status).toBe(200);
+    clock.advance(61_000);
+    await expect401(await readDecisions(issued.access_token), "key_revoked");
+  });
+
+  test("a token signed with the server's key cannot outlive its session row or claim another key, cached or not", async () => {
+    const genuine = await issueToken(t, "admin", { ttl_seconds: 60 });
+    const { jti, exp } = decodeJwt(genuine);
+    const longer = await forge({ jti, exp: exp! + 3_600 });
+    const otherKey = await forge({ jti, exp, sub: t.keyIds.service });
+    // Cold: nothing about this session is cached yet.
+    await expect401(await readKeys(longer), "invalid_token");
+    // Warm: the genuine token puts the session in the cache; the forgeries are still refused.
+    expect((await readKeys(genuine)).status).toBe(200);
+    await expect401(await readKeys(longer), "invalid_token");
+    await expect401(await readKeys(otherKey), "invalid_token");
+    clock.advance(66_000);
+    await expect401(await readKeys(genuine), "token_expired");
+    await expect401(await readKeys(longer), "invalid_token");
+  });
+
+  test("a session row ending before the signed exp ends the token once the cached row is re-read", async () => {
+    const token = await issueToken(t, "admin", { ttl_seconds: 600 });
+    expect((await readKeys(token)).status).toBe(200);
+    const { jti } = decodeJwt(token);
+    // The row is what the server issued; a row ending earlier than the signed exp wins.
+    await t.deps.database.db
+      .update(operatorSessions)
+      .set({ expiresAt: new Date(clock.now().getTime() - 10_000) })
+      .where(eq(operatorSessions.id, jti!));
+    clock.advance(6_000); // past AUTH_CACHE_TTL_MS (5 s)
+    await expect401(await readKeys(token), "invalid_token");
   });
 });
 

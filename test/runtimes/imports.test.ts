@@ -18,6 +18,7 @@ const RUNTIME_SPECIFIC: Record<string, string> = {
   "src/tls.ts": "reads the certificate files for the entry points (node:fs exists on Bun, Deno and Node)",
   "src/db/client.ts": "database backend adapter: PGlite's data directory and the migrations folder on disk",
   "src/platform/dns.ts": "host name resolution for the webhook SSRF guard; the Web platform has no DNS API",
+  "src/platform/pinned-http.ts": "webhook requests to a checked address (node:http lookup); fetch cannot pin the address it connects to",
   "src/platform/runtime.ts": "runtime name, version and memory for the process metrics",
   "src/platform/sha256.ts": "Bun's native synchronous SHA-256 for the key hash on every request; pure JS elsewhere",
   "src/cli/main.ts":
