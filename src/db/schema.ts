@@ -317,6 +317,8 @@ export const notificationRoutes = pgTable(
     /** null: every priority; else this one and above */
     minPriority: text("min_priority", { enum: DECISION_PRIORITIES }),
     level: smallint("level").notNull().default(0),
+    /** `require`: only decisions an enforced policy rule sent to people; null: every decision */
+    policyOutcome: text("policy_outcome", { enum: ["require"] }),
     targets: jsonb("targets").$type<NotificationTarget[]>().notNull(),
     /** decisions this route is told about escalate one level when nobody decided within this many seconds */
     escalateAfterSeconds: integer("escalate_after_seconds"),
@@ -329,6 +331,7 @@ export const notificationRoutes = pgTable(
     index("notification_routes_level_idx").on(t.level),
     check("notification_routes_min_priority_check", sql`min_priority is null or ${inList("min_priority", DECISION_PRIORITIES)}`),
     check("notification_routes_level_check", sql`level between 0 and 3`),
+    check("notification_routes_policy_outcome_check", sql`policy_outcome is null or policy_outcome = 'require'`),
     check("notification_routes_escalate_after_check", sql`escalate_after_seconds is null or escalate_after_seconds between 10 and 2592000`),
   ],
 );

@@ -854,6 +854,7 @@ const escalationDeadlineSeconds = sql`coalesce(${decisions.escalateAfterSeconds}
   select min(r.escalate_after_seconds) from ${notificationRoutes} r
   where r.enabled and r.level = ${decisions.escalationLevel}
     and (r.kinds is null or ${decisions.kind} = any(r.kinds))
+    and (r.policy_outcome is null or ${decisions.policyEvaluation} -> 'matched' ->> 'outcome' = r.policy_outcome)
     and (r.min_priority is null or array_position(${sql.raw(`array[${DECISION_PRIORITIES.map((p) => `'${p}'`).join(", ")}]`)}, ${decisions.priority})
                                    >= array_position(${sql.raw(`array[${DECISION_PRIORITIES.map((p) => `'${p}'`).join(", ")}]`)}, r.min_priority))))`;
 

@@ -18,11 +18,22 @@ type Priority = (typeof DECISION_PRIORITIES)[number];
 const rank = (priority: Priority) => DECISION_PRIORITIES.indexOf(priority);
 
 /** Whether a route is told about a decision at an escalation level. */
-export function routeMatches(route: NotificationRouteRow, decision: Pick<DecisionRow, "kind" | "priority">, level: number): boolean {
+export function routeMatches(
+  route: NotificationRouteRow,
+  decision: Pick<DecisionRow, "kind" | "priority" | "policyEvaluation">,
+  level: number,
+): boolean {
   if (!route.enabled || route.level !== level) return false;
   if (route.kinds && !route.kinds.includes(decision.kind)) return false;
+  if (route.policyOutcome === "require" && !policyRequiredPeople(decision)) return false;
   return !route.minPriority || rank(decision.priority) >= rank(route.minPriority);
 }
+
+/** Whether an enforced policy rule sent the decision to people (outcome `require`). */
+export const policyRequiredPeople = (decision: Pick<DecisionRow, "policyEvaluation">) => {
+  const matched = decision.policyEvaluation?.matched as { outcome?: unknown } | null | undefined;
+  return matched?.outcome === "require";
+};
 
 /** The public shape of a route. */
 export function routeView(row: NotificationRouteRow) {
@@ -32,6 +43,7 @@ export function routeView(row: NotificationRouteRow) {
     kinds: row.kinds,
     min_priority: row.minPriority,
     level: row.level,
+    policy_outcome: row.policyOutcome,
     targets: row.targets,
     escalate_after_seconds: row.escalateAfterSeconds,
     enabled: row.enabled,
@@ -46,6 +58,7 @@ export interface RouteInput {
   kinds: string[] | null;
   minPriority: Priority | null;
   level: number;
+  policyOutcome: "require" | null;
   targets: NotificationTarget[];
   escalateAfterSeconds: number | null;
   enabled: boolean;

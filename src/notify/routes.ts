@@ -54,6 +54,10 @@ const RouteFields = {
   kinds: z.array(z.string().regex(KIND_PATTERN)).min(1).max(50).nullable().describe("null or absent: every kind"),
   min_priority: z.enum(DECISION_PRIORITIES).nullable().describe("this priority and above; null: every priority"),
   level: z.number().int().min(0).max(3).describe("0: told when a decision is created; N: when it is escalated to N"),
+  policy_outcome: z
+    .enum(["require"])
+    .nullable()
+    .describe("require: only decisions an enforced policy rule sent to people; null: every decision"),
   targets: z.array(Target).min(1).max(20),
   escalate_after_seconds: z
     .number()
@@ -70,6 +74,7 @@ export const CreateRouteBody = z
     kinds: RouteFields.kinds.optional(),
     min_priority: RouteFields.min_priority.optional(),
     level: RouteFields.level.default(0),
+    policy_outcome: RouteFields.policy_outcome.optional(),
     escalate_after_seconds: RouteFields.escalate_after_seconds.optional(),
     enabled: RouteFields.enabled.default(true),
   })
@@ -90,6 +95,7 @@ export const UpdateRouteBody = z
     kinds: RouteFields.kinds.optional(),
     min_priority: RouteFields.min_priority.optional(),
     level: RouteFields.level.optional(),
+    policy_outcome: RouteFields.policy_outcome.optional(),
     targets: RouteFields.targets.optional(),
     escalate_after_seconds: RouteFields.escalate_after_seconds.optional(),
     enabled: RouteFields.enabled.optional(),
@@ -103,6 +109,7 @@ export const NotificationRouteSchema = z
     kinds: z.array(z.string()).nullable(),
     min_priority: z.enum(DECISION_PRIORITIES).nullable(),
     level: z.number().int(),
+    policy_outcome: z.enum(["require"]).nullable(),
     targets: z.array(Target),
     escalate_after_seconds: z.number().int().nullable(),
     enabled: z.boolean(),
@@ -183,6 +190,7 @@ const toRouteInput = <T extends Record<string, unknown>>(body: T): Partial<Route
   if (body.kinds !== undefined) input.kinds = body.kinds as string[] | null;
   if (body.min_priority !== undefined) input.minPriority = body.min_priority as RouteInput["minPriority"];
   if (body.level !== undefined) input.level = body.level as number;
+  if (body.policy_outcome !== undefined) input.policyOutcome = body.policy_outcome as "require" | null;
   if (body.targets !== undefined) input.targets = body.targets as RouteInput["targets"];
   if (body.escalate_after_seconds !== undefined) input.escalateAfterSeconds = body.escalate_after_seconds as number | null;
   if (body.enabled !== undefined) input.enabled = body.enabled as boolean;
@@ -196,7 +204,13 @@ export function notificationRoutes(auth: AuthRuntime) {
   return createRouter()
     .openapi(createRoute, async (c) => {
       const body = c.req.valid("json");
-      const input = { kinds: null, minPriority: null, escalateAfterSeconds: null, ...toRouteInput(body) } as RouteInput;
+      const input = {
+        kinds: null,
+        minPriority: null,
+        policyOutcome: null,
+        escalateAfterSeconds: null,
+        ...toRouteInput(body),
+      } as RouteInput;
       const row = await createNotificationRoute(auth.keyService, c.get("principal")!, input, meta(c));
       return c.json(routeView(row), 201);
     })

@@ -790,6 +790,8 @@ export interface components {
             /** @enum {string|null} */
             min_priority: "low" | "medium" | "high" | "critical" | null;
             level: number;
+            /** @enum {string|null} */
+            policy_outcome: "require" | null;
             targets: components["schemas"]["NotificationTarget"][];
             escalate_after_seconds: number | null;
             enabled: boolean;
@@ -844,6 +846,11 @@ export interface components {
              * @default 0
              */
             level?: number;
+            /**
+             * @description require: only decisions an enforced policy rule sent to people; null: every decision
+             * @enum {string|null}
+             */
+            policy_outcome?: "require" | null;
             targets: components["schemas"]["NotificationTarget"][];
             /** @description decisions this route is told about escalate one level when nobody decided within this long */
             escalate_after_seconds?: number | null;
@@ -3179,6 +3186,11 @@ export interface operations {
                     min_priority?: "low" | "medium" | "high" | "critical" | null;
                     /** @description 0: told when a decision is created; N: when it is escalated to N */
                     level?: number;
+                    /**
+                     * @description require: only decisions an enforced policy rule sent to people; null: every decision
+                     * @enum {string|null}
+                     */
+                    policy_outcome?: "require" | null;
                     targets?: components["schemas"]["NotificationTarget"][];
                     /** @description decisions this route is told about escalate one level when nobody decided within this long */
                     escalate_after_seconds?: number | null;

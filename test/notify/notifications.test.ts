@@ -358,6 +358,34 @@ describe("notifications: security", () => {
   });
 });
 
+describe("routes by policy outcome", () => {
+  test("a route limited to policy outcome require is told only of decisions a require rule sent to people", async () => {
+    const kind = kindOf("policy");
+    const policy = await t.request("/v1/policies", {
+      method: "POST",
+      as: "admin",
+      json: {
+        name: "large payouts need two people",
+        expression: `decision.kind == "${kind}" && payload.amount > 1000`,
+        outcome: "require",
+        state: "enforce",
+        required_approvals: 2,
+      },
+    });
+    expect(policy.status).toBe(201);
+    const created = await route({ kinds: [kind], policy_outcome: "require", targets: [{ type: "slack_channel", channel: "C0POLICY01" }] });
+    expect(created.policy_outcome).toBe("require");
+
+    const large = await createDecision(t, { kind, payload: { amount: 5000 } });
+    const small = await createDecision(t, { kind, payload: { amount: 10 } });
+    expect(large.required_approvals).toBe(2);
+    await pump();
+    const posts = postsTo("C0POLICY01").map((call) => JSON.stringify(call.params.blocks));
+    expect(posts.filter((blocks) => blocks.includes(large.id))).toHaveLength(1);
+    expect(posts.filter((blocks) => blocks.includes(small.id))).toHaveLength(0);
+  });
+});
+
 describe("escalation deadlines", () => {
   test("nobody decides in time: the decision escalates one level, the next route is told, the audit trail says so", async () => {
     const kind = kindOf("deadline");
