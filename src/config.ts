@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { displayPrefixOf, hashApiKeySync, isWellFormedApiKey } from "./auth/key-format";
-import { ROLES, type Role } from "./db/schema";
+import { DECISION_PRIORITIES, ROLES, type Role } from "./db/schema";
 
 /**
  * Every setting Arbiter reads, with its default, in one place. The process environment is parsed
@@ -165,6 +165,8 @@ export const configSchema = z
     EMAIL_LINK_SECRET: z.string().trim().min(32, "must be at least 32 characters").max(512).optional(),
     /** an email action link works for this long (and never after the decision expires) */
     EMAIL_LINK_TTL_SECONDS: positiveInt.max(30 * 86_400).default(86_400),
+    /** decisions at this priority or above cannot be approved or rejected from Slack or email: a console link only */
+    CONSOLE_ONLY_PRIORITY: z.enum(DECISION_PRIORITIES).default("critical"),
     NOTIFY_POLL_INTERVAL_MS: positiveInt.max(3_600_000).default(1_000),
     NOTIFY_MAX_ATTEMPTS: positiveInt.max(50).default(8),
     NOTIFY_BACKOFF_BASE_MS: positiveInt.max(3_600_000).default(2_000),

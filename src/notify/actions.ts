@@ -6,16 +6,7 @@ import { type DecisionRow, emailActionUses, type OperatorRow, operators } from "
 import { approveDecision, type DecisionDeps, getDecision, rejectDecision } from "../decisions/service";
 import { ApiError } from "../http/errors";
 import type { EmailAction, LinkClaims } from "./email";
-import {
-  APPROVE_ACTION,
-  CONSOLE_ONLY_PRIORITY,
-  REASON_BLOCK,
-  REASON_INPUT,
-  REJECT_ACTION,
-  REJECT_MODAL,
-  rejectModal,
-  type SlackApi,
-} from "./slack";
+import { APPROVE_ACTION, consoleOnly, REASON_BLOCK, REASON_INPUT, REJECT_ACTION, REJECT_MODAL, rejectModal, type SlackApi } from "./slack";
 
 /**
  * A person acting from a channel (a Slack click, an email link), with exactly their role's
@@ -34,11 +25,16 @@ export function personPrincipal(person: OperatorRow, via: "slack" | "email"): Pr
 }
 
 /** Why a person may not act on a decision from a chat or email channel, or undefined when they may. */
-export function channelRefusal(person: OperatorRow | undefined, decision?: DecisionRow): string | undefined {
+export function channelRefusal(
+  person: OperatorRow | undefined,
+  decision?: { row: DecisionRow; consoleOnlyFrom: DecisionRow["priority"] },
+): string | undefined {
   if (!person) return "You are not mapped to an Arbiter operator, so you cannot act on decisions here.";
   if (person.disabledAt) return "Your Arbiter operator record is disabled.";
   if (!ROLE_PERMISSIONS[person.role].includes("decisions:resolve")) return `A ${person.role} cannot approve or reject decisions.`;
-  if (decision?.priority === CONSOLE_ONLY_PRIORITY) return "This decision is critical: review it in the console.";
+  if (decision && consoleOnly(decision.row.priority, decision.consoleOnlyFrom)) {
+    return `This decision is ${decision.row.priority} priority: review it in the console.`;
+  }
   return undefined;
 }
 
@@ -101,7 +97,7 @@ export async function handleSlackInteraction(
     const principal = personPrincipal(person!, "slack");
     try {
       const decision = await getDecision(deps, principal, id.data);
-      const critical = channelRefusal(person, decision);
+      const critical = channelRefusal(person, { row: decision, consoleOnlyFrom: deps.config.CONSOLE_ONLY_PRIORITY });
       if (critical) return tell(critical);
       if (action.action_id === APPROVE_ACTION) {
         await approveDecision(deps, principal, id.data, { reason: undefined });
@@ -125,7 +121,10 @@ export async function handleSlackInteraction(
   if (!reason) return fieldError("Give a reason.");
   try {
     const principal = personPrincipal(person!, "slack");
-    const critical = channelRefusal(person, await getDecision(deps, principal, id.data));
+    const critical = channelRefusal(person, {
+      row: await getDecision(deps, principal, id.data),
+      consoleOnlyFrom: deps.config.CONSOLE_ONLY_PRIORITY,
+    });
     if (critical) return fieldError(critical);
     await rejectDecision(deps, principal, id.data, reason);
     return {};
@@ -154,7 +153,7 @@ export async function checkEmailLink(deps: DecisionDeps, claims: LinkClaims): Pr
   if (refused) return { status: 403, message: refused };
   try {
     const decision = await getDecision(deps, personPrincipal(person!, "email"), claims.d);
-    const critical = channelRefusal(person, decision);
+    const critical = channelRefusal(person, { row: decision, consoleOnlyFrom: deps.config.CONSOLE_ONLY_PRIORITY });
     if (critical) return { status: 403, message: critical };
     if (decision.status !== "pending") return { status: 409, message: `This decision is already ${decision.status}.`, decision };
     return { status: 200, message: "ok", decision, person: person! };

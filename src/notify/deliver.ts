@@ -8,7 +8,7 @@ import { apiKeys, type DecisionRow, decisions, type NotificationDeliveryRow, not
 import type { Clock } from "../deps";
 import type { Logger } from "../observability/logger";
 import { decisionEmail, type EmailLinkSigner, type Mailer } from "./email";
-import { decisionMessage, type SlackApi, SlackSendError } from "./slack";
+import { consoleOnly, decisionMessage, type SlackApi, SlackSendError } from "./slack";
 
 export interface DeliveryDeps {
   db: Database;
@@ -18,6 +18,8 @@ export interface DeliveryDeps {
   mailer?: Mailer | undefined;
   links?: EmailLinkSigner | undefined;
   publicUrl?: string | undefined;
+  /** CONSOLE_ONLY_PRIORITY: no buttons or action links from this priority up */
+  consoleOnlyFrom: DecisionRow["priority"];
   linkTtlSeconds: number;
   maxAttempts: number;
   backoffBaseMs: number;
@@ -95,7 +97,10 @@ async function requesterName(db: Database, decision: DecisionRow) {
 
 async function sendSlack(deps: DeliveryDeps, delivery: NotificationDeliveryRow, decision: DecisionRow) {
   if (!deps.slack) throw new Error("Slack is not configured (SLACK_BOT_TOKEN)");
-  const message = decisionMessage(decision, await requesterName(deps.db, decision), deps.publicUrl);
+  const message = decisionMessage(decision, await requesterName(deps.db, decision), {
+    publicUrl: deps.publicUrl,
+    consoleOnlyFrom: deps.consoleOnlyFrom,
+  });
   if (delivery.purpose === "update") {
     const ref = delivery.externalRef as { channel: string; ts: string };
     await deps.slack.update(ref, message);
@@ -106,7 +111,14 @@ async function sendSlack(deps: DeliveryDeps, delivery: NotificationDeliveryRow, 
   const [after] = await deps.db.select({ updatedAt: decisions.updatedAt }).from(decisions).where(eq(decisions.id, decision.id));
   if (after && after.updatedAt.getTime() !== decision.updatedAt.getTime()) {
     const [current] = await deps.db.select().from(decisions).where(eq(decisions.id, decision.id));
-    if (current) await deps.slack.update(ref, decisionMessage(current, await requesterName(deps.db, current), deps.publicUrl));
+    if (current)
+      await deps.slack.update(
+        ref,
+        decisionMessage(current, await requesterName(deps.db, current), {
+          publicUrl: deps.publicUrl,
+          consoleOnlyFrom: deps.consoleOnlyFrom,
+        }),
+      );
   }
   return ref;
 }
@@ -122,7 +134,7 @@ async function sendEmail(deps: DeliveryDeps, delivery: NotificationDeliveryRow, 
       !person.disabledAt &&
       ROLE_PERMISSIONS[person.role].includes("decisions:resolve") &&
       person.id !== decision.requesterPersonId &&
-      decision.priority !== "critical";
+      !consoleOnly(decision.priority, deps.consoleOnlyFrom);
     if (mayDecide) {
       const expires = Math.floor(Math.min(deps.clock.now().getTime() + deps.linkTtlSeconds * 1000, decision.expiresAt.getTime()) / 1000);
       const base = deps.publicUrl.replace(/\/$/, "");

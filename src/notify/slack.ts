@@ -1,9 +1,14 @@
 import { SlackAPIClient, SlackAPIConnectionError, SlackAPIError } from "slack-web-api-client";
 import { constantTimeEqual, hmacSha256Hex } from "../crypto/hash";
-import type { DecisionRow } from "../db/schema";
+import { DECISION_PRIORITIES, type DecisionRow } from "../db/schema";
 
-/** Decisions at this priority are never approved with one click in chat: the identity behind a click is weak. */
-export const CONSOLE_ONLY_PRIORITY = "critical";
+type Priority = DecisionRow["priority"];
+/**
+ * Decisions at `threshold` priority or above (CONSOLE_ONLY_PRIORITY) are never decided with one click
+ * in chat or email: the identity behind a click is only as strong as the mailbox or chat account.
+ */
+export const consoleOnly = (priority: Priority, threshold: Priority) =>
+  DECISION_PRIORITIES.indexOf(priority) >= DECISION_PRIORITIES.indexOf(threshold);
 export const APPROVE_ACTION = "arbiter_approve";
 export const REJECT_ACTION = "arbiter_reject";
 export const REJECT_MODAL = "arbiter_reject_modal";
@@ -28,13 +33,18 @@ export interface DecisionMessage {
 
 /**
  * A decision as a Block Kit message. Pending decisions get Approve / Reject buttons, except those at
- * CONSOLE_ONLY_PRIORITY, which get a "Review in console" link only; decided ones show their outcome
+ * or above the console-only priority, which get a "Review in console" link only; decided ones show their outcome
  * and no buttons, so an old message cannot be acted on.
  */
-export function decisionMessage(decision: DecisionRow, requesterName: string | null, publicUrl: string | undefined): DecisionMessage {
+export function decisionMessage(
+  decision: DecisionRow,
+  requesterName: string | null,
+  options: { publicUrl: string | undefined; consoleOnlyFrom: Priority },
+): DecisionMessage {
+  const { publicUrl } = options;
   const pending = decision.status === "pending";
   const link = consoleLink(publicUrl, decision.id);
-  const consoleOnly = decision.priority === CONSOLE_ONLY_PRIORITY;
+  const onlyInConsole = consoleOnly(decision.priority, options.consoleOnlyFrom);
   const payload = JSON.stringify(decision.approvedPayload ?? decision.payload, null, 2);
   const preview = payload.length > PAYLOAD_PREVIEW_CHARS ? `${payload.slice(0, PAYLOAD_PREVIEW_CHARS)}\n…` : payload;
   const state = pending
@@ -59,7 +69,7 @@ export function decisionMessage(decision: DecisionRow, requesterName: string | n
   ];
   if (pending) {
     const elements = [];
-    if (!consoleOnly) {
+    if (!onlyInConsole) {
       elements.push(
         { type: "button", action_id: APPROVE_ACTION, style: "primary", value: decision.id, text: { type: "plain_text", text: "Approve" } },
         { type: "button", action_id: REJECT_ACTION, style: "danger", value: decision.id, text: { type: "plain_text", text: "Reject" } },
@@ -67,10 +77,10 @@ export function decisionMessage(decision: DecisionRow, requesterName: string | n
     }
     if (link)
       elements.push({ type: "button", action_id: "arbiter_console", url: link, text: { type: "plain_text", text: "Review in console" } });
-    if (consoleOnly) {
+    if (onlyInConsole) {
       blocks.push({
         type: "context",
-        elements: [{ type: "mrkdwn", text: "Critical: decide in the console, where you sign in with your own key." }],
+        elements: [{ type: "mrkdwn", text: `Priority ${decision.priority}: decide in the console, where you sign in with your own key.` }],
       });
     }
     if (elements.length > 0) blocks.push({ type: "actions", block_id: `decision:${decision.id}`, elements });

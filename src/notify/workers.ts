@@ -24,6 +24,7 @@ export function notificationDeps(deps: Pick<DecisionDeps, "database" | "clock" |
       mailer: config.SMTP_URL ? createMailer(config.SMTP_URL, config.EMAIL_FROM) : undefined,
       links: config.EMAIL_LINK_SECRET ? emailLinkSigner(config.EMAIL_LINK_SECRET) : undefined,
       publicUrl: config.PUBLIC_URL,
+      consoleOnlyFrom: config.CONSOLE_ONLY_PRIORITY,
       linkTtlSeconds: config.EMAIL_LINK_TTL_SECONDS,
       maxAttempts: config.NOTIFY_MAX_ATTEMPTS,
       backoffBaseMs: config.NOTIFY_BACKOFF_BASE_MS,

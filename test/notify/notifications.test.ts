@@ -332,6 +332,12 @@ describe("notifications: security", () => {
     const res = await click(ada.slack_user_id, "arbiter_approve", decision.id);
     expect(((await res.json()) as JsonBody).error).toContain("critical");
     expect((await decisionNow(decision.id)).status).toBe("pending");
+
+    // The threshold is configuration (CONSOLE_ONLY_PRIORITY): from "high", a high decision gets no buttons either.
+    const high = await createDecision(t, { kind, priority: "high" });
+    await pump({ ...notify.delivery, consoleOnlyFrom: "high" });
+    const highPost = postsTo("C0CRITICAL").find((call) => JSON.stringify(call.params.blocks).includes(high.id));
+    expect(buttonsOf(highPost!)).toEqual(["arbiter_console"]);
   });
 
   test("only admins manage routes; a route naming unknown people is refused", async () => {
