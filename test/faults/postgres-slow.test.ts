@@ -9,7 +9,7 @@ import { reportFault, storedCopies } from "./summary";
 setDefaultTimeout(30_000);
 
 /**
- * A slow database: another session holds a lock on the decisions table for 6 s, on a throwaway
+ * A slow database: another session holds a lock on the decisions table for 10 s, on a throwaway
  * cluster of this file's own. Writes to decisions end within the statement timeout with a clear 503
  * (the server cancels the waiting statement, so its pool connection comes back), and other routes
  * keep being served by the same small pool meanwhile.
@@ -17,7 +17,7 @@ setDefaultTimeout(30_000);
 if (!bin) console.warn("postgres-slow.test: skipped: no PostgreSQL server binaries (initdb, pg_ctl, postgres) on this machine");
 
 const STATEMENT_TIMEOUT_MS = 1_500;
-const LOCK_HELD_MS = 6_000;
+const LOCK_HELD_MS = 10_000;
 const POOL = 3;
 
 let server: ThrowawayPostgres;
@@ -43,7 +43,7 @@ async function timed(request: Promise<Response>) {
   return { status: res.status, code: body.error?.code, retryAfter: res.headers.get("retry-after"), ms: performance.now() - started };
 }
 
-test.skipIf(!bin)("a lock held for 6 s: blocked writes end in 503 within the statement timeout; other routes keep working", async () => {
+test.skipIf(!bin)("a lock held for 10 s: blocked writes end in 503 within the statement timeout; other routes keep working", async () => {
   const locker = postgres(server.cluster.url, { max: 1, onnotice: () => {} });
   const others: Awaited<ReturnType<typeof timed>>[] = [];
   const eventIds: string[] = [];
