@@ -27,6 +27,7 @@ import { type DecisionNotifier, decisionNotifier } from "./notifier";
 import { presentDecision } from "./present";
 import { createLocalDecisionCache, type LocalDecisionCache } from "./read-cache";
 import { CONTEXT_MAX_BYTES, type CreateDecisionInput, type ListFilters, MAX_ESCALATION_LEVEL } from "./schemas";
+import { createSharedReads } from "./shared-reads";
 import { assertCallbackAllowed } from "./webhooks";
 
 /**
@@ -72,6 +73,14 @@ function localCacheOf(deps: DecisionDeps): LocalDecisionCache {
     localCaches.set(deps.database, (cache = created));
   }
   return cache;
+}
+
+const sharedReads = new WeakMap<DatabaseHandle, (id: string) => Promise<DecisionRow | undefined>>();
+/** Fresh reads shared by the long-polls of one decision that register together (see shared-reads.ts). */
+function sharedReadOf(deps: DecisionDeps) {
+  let read = sharedReads.get(deps.database);
+  if (!read) sharedReads.set(deps.database, (read = createSharedReads((id) => loadDecision(deps.database.db, id))));
+  return read;
 }
 
 const metricsOf = (deps: DecisionDeps) => decisionMetrics(deps.meter, deps.database.db);
@@ -406,9 +415,11 @@ export async function getDecision(
   deps: DecisionDeps,
   principal: Principal,
   id: string,
-  options: { fresh?: boolean } = {},
+  options: { fresh?: boolean; shared?: boolean } = {},
 ): Promise<DecisionRow> {
-  let row = options.fresh ? await loadDecision(deps.database.db, id) : await readThroughCache(deps, id);
+  let row = options.fresh
+    ? await (options.shared ? sharedReadOf(deps)(id) : loadDecision(deps.database.db, id))
+    : await readThroughCache(deps, id);
   if (!row || !canSee(principal, row)) throw notFound("decision not found");
   if (isOverdue(row, deps.clock.now())) {
     await settleOverdue(deps, { ids: [id] });
@@ -439,7 +450,9 @@ export async function waitForDecision(
   const onAbort = () => waiter.cancel();
   signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    const current = await getDecision(deps, principal, id, { fresh: true });
+    // Fresh, since a cached copy could predate a change whose notification came before the waiter
+    // registered; shared with the waiters of this decision that registered with this one.
+    const current = await getDecision(deps, principal, id, { fresh: true, shared: true });
     if (current.status !== "pending" || seconds === 0) return current;
     // Waiting stops at the deadline too: the read below then gives the decision its timeout outcome,
     // whether or not a sweeper has run by then.
