@@ -110,9 +110,17 @@ ${review ? `<p><a href="${escapeHtml(review)}">Review in the console</a></p>` : 
   return { subject: `[Arbiter] Approval needed: ${decision.title}`.slice(0, 200), text, html };
 }
 
-/** Sends over SMTP_URL. The Message-ID is derived from the outbox row, so a retried send is recognisably the same message. */
-export function createMailer(smtpUrl: string, from: string) {
-  const transport = createTransport(smtpUrl);
+/** How long an SMTP server may take to accept a connection, greet, or answer, unless SMTP_URL says otherwise. */
+export const SMTP_TIMEOUT_MS = 10_000;
+
+/**
+ * Sends over SMTP_URL. The Message-ID is derived from the outbox row, so a retried send is
+ * recognisably the same message. nodemailer's own timeouts (2 min to connect, 10 min of socket
+ * silence) would let one stuck server hold the sender; `timeoutMs` bounds each step instead.
+ */
+export function createMailer(smtpUrl: string, from: string, timeoutMs = SMTP_TIMEOUT_MS) {
+  // Options in the URL's query string (e.g. ?socketTimeout=60000) win over these.
+  const transport = createTransport({ url: smtpUrl, connectionTimeout: timeoutMs, greetingTimeout: timeoutMs, socketTimeout: timeoutMs });
   return {
     async send(to: string, message: EmailMessage, messageId: string) {
       const info = await transport.sendMail({ from, to, subject: message.subject, text: message.text, html: message.html, messageId });

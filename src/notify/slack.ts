@@ -139,8 +139,16 @@ export class SlackSendError extends Error {
   }
 }
 
-/** The Web API calls Arbiter makes, over slack-web-api-client (fetch-based); 429s come back as SlackSendError with the delay. */
-export function createSlackApi(token: string, baseUrl: string) {
+/** How long one Web API call may take before it counts as failed (the outbox retries it later). */
+export const SLACK_CALL_TIMEOUT_MS = 10_000;
+
+/**
+ * The Web API calls Arbiter makes, over slack-web-api-client (fetch-based); 429s come back as
+ * SlackSendError with the delay. A call that does not answer within `timeoutMs` fails, so a stuck
+ * Slack cannot hold the sender: the client takes no abort signal, so the abandoned request may still
+ * land, which the outbox's at-least-once delivery already allows.
+ */
+export function createSlackApi(token: string, baseUrl: string, timeoutMs = SLACK_CALL_TIMEOUT_MS) {
   // No built-in retries: the outbox retries with its own backoff and honours Retry-After.
   const client = new SlackAPIClient(token, {
     baseUrl: baseUrl.endsWith("/") ? baseUrl : `${baseUrl}/`,
@@ -148,9 +156,14 @@ export function createSlackApi(token: string, baseUrl: string) {
     throwSlackAPIError: true,
   });
   const call = async <T>(run: () => Promise<T>): Promise<T> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new SlackSendError(`Slack did not answer within ${timeoutMs} ms`)), timeoutMs);
+    });
     try {
-      return await run();
+      return await Promise.race([run(), late]);
     } catch (error) {
+      if (error instanceof SlackSendError) throw error;
       if (error instanceof SlackAPIConnectionError) {
         const retryAfter = Number(error.headers?.get("retry-after"));
         throw new SlackSendError(
@@ -160,6 +173,8 @@ export function createSlackApi(token: string, baseUrl: string) {
       }
       if (error instanceof SlackAPIError) throw new SlackSendError(`Slack refused ${error.apiName}: ${error.error}`);
       throw new SlackSendError(`Slack could not be reached: ${(error as Error).message}`);
+    } finally {
+      clearTimeout(timer);
     }
   };
   return {

@@ -5,6 +5,8 @@ import { escalateOnDeadline } from "../../src/decisions/service";
 import type { Clock } from "../../src/deps";
 import { deliverDueNotifications } from "../../src/notify/deliver";
 import { dispatchNotificationEvents } from "../../src/notify/dispatch";
+import { createMailer } from "../../src/notify/email";
+import { createSlackApi } from "../../src/notify/slack";
 import { notificationDeps } from "../../src/notify/workers";
 import { auditTrail, createDecision, type JsonBody, sharedDatabase } from "../decisions/helpers";
 import { startTestApp, type TestApp } from "../helpers/app";
@@ -306,6 +308,51 @@ describe("notifications: errors", () => {
     expect(postsTo("C0RATELIM1")).toHaveLength(2);
     const [sent] = await t.deps.database.db.select().from(notificationDeliveries).where(eq(notificationDeliveries.decisionId, decision.id));
     expect(sent).toMatchObject({ status: "sent", attempts: 2 });
+  });
+});
+
+describe("notifications: stuck servers", () => {
+  test("a Slack API or SMTP server that never answers fails the attempt within its timeout; the row is sent on a later attempt", async () => {
+    // Accepts connections and never says a word: no HTTP answer, no SMTP greeting.
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const kind = kindOf("stuck");
+      const mailbox = `stuck.${crypto.randomUUID().slice(0, 8)}@example.com`;
+      await route({
+        kinds: [kind],
+        targets: [
+          { type: "slack_channel", channel: "C0STUCK001" },
+          { type: "email", addresses: [mailbox] },
+        ],
+      });
+      const decision = await createDecision(t, { kind });
+      const stuck = {
+        ...notify.delivery,
+        slack: createSlackApi(SLACK_TOKEN, `http://127.0.0.1:${silent.port}/api/`, 300),
+        mailer: createMailer(`smtp://127.0.0.1:${silent.port}`, "Arbiter <arbiter@example.com>", 300),
+      };
+      while ((await dispatchNotificationEvents(notify.dispatch)) > 0);
+      const began = performance.now();
+      while ((await deliverDueNotifications(stuck)) > 0);
+      expect(performance.now() - began).toBeLessThan(5_000);
+      const rows = await t.deps.database.db.select().from(notificationDeliveries).where(eq(notificationDeliveries.decisionId, decision.id));
+      expect(rows.map((row) => [row.channel, row.status, row.attempts])).toEqual([
+        ["slack", "pending", 1],
+        ["email", "pending", 1],
+      ]);
+      expect(rows[0]!.lastError).toBe("Slack did not answer within 300 ms");
+      expect(rows[1]!.lastError).toBe("Greeting never received");
+
+      await pump({ ...notify.delivery, clock: later(10_000) });
+      const sent = await t.deps.database.db.select().from(notificationDeliveries).where(eq(notificationDeliveries.decisionId, decision.id));
+      expect(sent.map((row) => [row.status, row.attempts])).toEqual([
+        ["sent", 2],
+        ["sent", 2],
+      ]);
+      expect(mailTo(mailbox)).toHaveLength(1);
+    } finally {
+      silent.stop(true);
+    }
   });
 });
 
