@@ -108,17 +108,15 @@ async function sendSlack(deps: DeliveryDeps, delivery: NotificationDeliveryRow, 
   }
   const ref = await deps.slack.post(delivery.target, message);
   // A change that landed while the message was being posted found no message to update: catch up now.
-  const [after] = await deps.db.select({ updatedAt: decisions.updatedAt }).from(decisions).where(eq(decisions.id, decision.id));
-  if (after && after.updatedAt.getTime() !== decision.updatedAt.getTime()) {
-    const [current] = await deps.db.select().from(decisions).where(eq(decisions.id, decision.id));
-    if (current)
-      await deps.slack.update(
-        ref,
-        decisionMessage(current, await requesterName(deps.db, current), {
-          publicUrl: deps.publicUrl,
-          consoleOnlyFrom: deps.consoleOnlyFrom,
-        }),
-      );
+  const [current] = await deps.db.select().from(decisions).where(eq(decisions.id, decision.id));
+  if (current && current.updatedAt.getTime() !== decision.updatedAt.getTime()) {
+    await deps.slack.update(
+      ref,
+      decisionMessage(current, await requesterName(deps.db, current), {
+        publicUrl: deps.publicUrl,
+        consoleOnlyFrom: deps.consoleOnlyFrom,
+      }),
+    );
   }
   return ref;
 }

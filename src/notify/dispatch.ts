@@ -95,6 +95,24 @@ export async function dispatchNotificationEvents(deps: DispatchDeps): Promise<nu
     const ready = upToFirstOpenGap(events, cursor.lastEventId, deps.clock.now().getTime());
     if (ready.length === 0) return 0;
     const routes = await tx.select().from(notificationRoutes).where(eq(notificationRoutes.enabled, true));
+    // The Slack messages already posted about the decisions whose changes update them: one read per batch.
+    const updated = [...new Set(ready.filter(({ event }) => UPDATING.has(event.type)).map(({ decision }) => decision.id))];
+    const posted =
+      updated.length === 0
+        ? []
+        : await tx
+            .select()
+            .from(notificationDeliveries)
+            .where(
+              and(
+                inArray(notificationDeliveries.decisionId, updated),
+                eq(notificationDeliveries.channel, "slack"),
+                eq(notificationDeliveries.purpose, "request"),
+                sql`${notificationDeliveries.externalRef} ? 'ts'`,
+              ),
+            );
+    const postedByDecision = new Map<string, typeof posted>();
+    for (const message of posted) postedByDecision.set(message.decisionId, [...(postedByDecision.get(message.decisionId) ?? []), message]);
     const rows: NewDelivery[] = [];
     for (const { event, decision } of ready) {
       const base = { decisionId: decision.id, eventId: event.id };
@@ -105,18 +123,7 @@ export async function dispatchNotificationEvents(deps: DispatchDeps): Promise<nu
         }
       }
       if (UPDATING.has(event.type)) {
-        const posted = await tx
-          .select()
-          .from(notificationDeliveries)
-          .where(
-            and(
-              eq(notificationDeliveries.decisionId, decision.id),
-              eq(notificationDeliveries.channel, "slack"),
-              eq(notificationDeliveries.purpose, "request"),
-              sql`${notificationDeliveries.externalRef} ? 'ts'`,
-            ),
-          );
-        for (const message of posted) {
+        for (const message of postedByDecision.get(decision.id) ?? []) {
           const ref = message.externalRef!;
           rows.push({
             ...base,
