@@ -45,6 +45,11 @@ export function createMemoryCache(options: { maxEntries?: number; now?: () => nu
     async set(key, value, ttlMs) {
       put(key, { value, expiresAt: ttlMs === undefined ? Number.POSITIVE_INFINITY : now() + ttlMs });
     },
+    async setIfAbsent(key, value, ttlMs) {
+      if (live(key)) return false;
+      put(key, { value, expiresAt: now() + ttlMs });
+      return true;
+    },
     async delete(key) {
       entries.delete(key);
     },

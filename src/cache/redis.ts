@@ -96,6 +96,9 @@ export function createRedisCache(options: RedisCacheOptions): Cache {
     async set(key, value, ttlMs) {
       await run(() => (ttlMs === undefined ? client.set(key, value) : client.set(key, value, "PX", Math.max(1, Math.ceil(ttlMs)))));
     },
+    async setIfAbsent(key, value, ttlMs) {
+      return (await run(() => client.set(key, value, "PX", Math.max(1, Math.ceil(ttlMs)), "NX"))) === "OK";
+    },
     async delete(key) {
       await run(() => client.del(key));
     },

@@ -8,6 +8,8 @@ export interface Cache {
   get(key: string): Promise<string | null>;
   /** ttlMs omitted → no expiry */
   set(key: string, value: string, ttlMs?: number): Promise<void>;
+  /** Stores the value only when the key holds nothing (Redis `SET … NX`); resolves whether it stored it. */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
   delete(key: string): Promise<void>;
   /**
    * Atomically adds `by` (default 1; 0 reads the count) and, when the key is new, sets its expiry.

@@ -57,6 +57,9 @@ export function createUpstashCache(options: UpstashCacheOptions): Cache {
     async set(key, value, ttlMs) {
       await run(() => (ttlMs === undefined ? client.set(k(key), value) : client.set(k(key), value, { px: Math.max(1, Math.ceil(ttlMs)) })));
     },
+    async setIfAbsent(key, value, ttlMs) {
+      return (await run(() => client.set(k(key), value, { px: Math.max(1, Math.ceil(ttlMs)), nx: true }))) === "OK";
+    },
     async delete(key) {
       await run(() => client.del(k(key)));
     },

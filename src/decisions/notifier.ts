@@ -26,23 +26,29 @@ export interface DecisionChange {
   id: string;
   status: DecisionStatus;
   eventId: number;
+  /** the decision's creation: nothing anywhere can hold an older copy of it */
+  created?: boolean;
 }
 
 /** Changes per notification: each is ~60 bytes of JSON, and a payload must stay under 8,000 bytes. */
 const NOTIFY_BATCH = 100;
 
-const isChange = (value: unknown): value is [string, DecisionStatus, number] =>
+const isChange = (value: unknown): value is [string, DecisionStatus, number, 1?] =>
   Array.isArray(value) &&
   typeof value[0] === "string" &&
   (DECISION_STATUSES as readonly unknown[]).includes(value[1]) &&
   typeof value[2] === "number";
 
-/** A payload is a JSON array of `[decision id, status, audit event id]` entries (one bare entry is accepted too). */
+/**
+ * A payload is a JSON array of `[decision id, status, audit event id]` entries, with a fourth element
+ * `1` for a creation (one bare entry is accepted too). A replica that does not know the fourth
+ * element ignores it, and one that gets none treats the change as an update: safe both ways.
+ */
 function decodeChanges(payload: string): DecisionChange[] {
   try {
     const parsed = JSON.parse(payload) as unknown;
     const entries = isChange(parsed) ? [parsed] : Array.isArray(parsed) ? parsed.filter(isChange) : [];
-    return entries.map(([id, status, eventId]) => ({ id, status, eventId }));
+    return entries.map(([id, status, eventId, created]) => ({ id, status, eventId, created: created === 1 }));
   } catch {
     return []; // a foreign or malformed message on our channel is ignored
   }
@@ -57,13 +63,14 @@ export interface DecisionNotifier {
   ready(): Promise<void>;
   /** whether ready() has succeeded: a synchronous check for hot paths */
   readonly listening: boolean;
-  /** every change committed by any replica; returns the unsubscribe function */
-  onChange(listener: (change: DecisionChange) => void): () => void;
+  /** every change committed by any replica (`own`: by this process); returns the unsubscribe function */
+  onChange(listener: (change: DecisionChange, own: boolean) => void): () => void;
   /**
    * A change this process has committed, with the row it returned: delivered here at once (waiters
-   * get that row, with no read), and to the other replicas by NOTIFY.
+   * get that row, with no read), and to the other replicas by NOTIFY once `before` has settled (the
+   * shared cache's copy replaced), so a replica that hears of the change cannot read the old copy.
    */
-  announce(change: DecisionChange, committed: DecisionRow): void;
+  announce(change: DecisionChange, committed: DecisionRow, before?: Promise<unknown>): void;
   /**
    * Registers a waiter for the decision leaving `pending`. Call after ready() and BEFORE reading the
    * current state, so a change committed in between is not missed. `settled` resolves with the
@@ -100,7 +107,7 @@ function createNotifier(
   logger: Logger,
 ): DecisionNotifier {
   const waiters = new Map<string, Set<Waiter>>();
-  const listeners = new Set<(change: DecisionChange) => void>();
+  const listeners = new Set<(change: DecisionChange, own: boolean) => void>();
   let waiting = 0;
   let listening: Promise<void> | undefined;
   let active = false;
@@ -131,7 +138,7 @@ function createNotifier(
     if (change.status !== "pending") release(change.id, committed);
     for (const listener of listeners) {
       try {
-        listener(change);
+        listener(change, committed !== undefined);
       } catch (error) {
         logger.warn("decision change listener failed", { error: (error as Error).message });
       }
@@ -147,12 +154,21 @@ function createNotifier(
   };
 
   let outbox: DecisionChange[] = [];
+  let outboxGates: Promise<unknown>[] = [];
   const sendOutbox = async () => {
     const changes = outbox;
+    const gates = outboxGates;
     outbox = [];
+    outboxGates = [];
+    // A gate that fails still lets the notification go: late news beats none.
+    if (gates.length > 0) await Promise.allSettled(gates);
     const payloads: string[] = [];
     for (let i = 0; i < changes.length; i += NOTIFY_BATCH) {
-      payloads.push(JSON.stringify(changes.slice(i, i + NOTIFY_BATCH).map((c) => [c.id, c.status, c.eventId])));
+      payloads.push(
+        JSON.stringify(
+          changes.slice(i, i + NOTIFY_BATCH).map((c) => (c.created ? [c.id, c.status, c.eventId, 1] : [c.id, c.status, c.eventId])),
+        ),
+      );
     }
     try {
       await database.db.execute(
@@ -180,7 +196,7 @@ function createNotifier(
       );
       return listening;
     },
-    announce(change, committed) {
+    announce(change, committed, before) {
       // Bounded: entries whose echo never comes (not listening, a dropped connection) would otherwise
       // pile up; the cost of clearing is one change delivered twice here, which listeners tolerate.
       if (deliveredHere.size >= 10_000) deliveredHere.clear();
@@ -188,6 +204,7 @@ function createNotifier(
       deliver(change, committed);
       if (outbox.length === 0) setTimeout(() => void sendOutbox(), 0);
       outbox.push(change);
+      if (before) outboxGates.push(before);
     },
     onChange(listener) {
       listeners.add(listener);

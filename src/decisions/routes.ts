@@ -34,11 +34,11 @@ import {
   consumeDecision,
   createDecision,
   type DecisionDeps,
-  decisionCacheKey,
   escalateDecision,
   getDecision,
   listDecisions,
   listQueue,
+  markDecisionChanged,
   notifierOf,
   rejectDecision,
   waitForDecision,
@@ -156,9 +156,11 @@ const principalOf = (c: Context<AppEnv>): Principal => c.get("principal")!;
 
 export function decisionRoutes(deps: DecisionDeps, signer: TokenSigner) {
   const notifier = notifierOf(deps);
-  // Replicas with a process-local cache drop their copy when any replica changes a decision.
-  notifier.onChange((change) => {
-    deps.cache.delete(decisionCacheKey(change.id)).catch(() => {});
+  // The replica that made a change marked the cache before telling the others. Each other replica
+  // marks the cache it uses too: its own when the cache is in-process, and a second chance when the
+  // first write to a shared one failed.
+  notifier.onChange((change, own) => {
+    if (!own && !change.created) void markDecisionChanged(deps, change.id);
   });
   deps.meter
     .createObservableGauge("arbiter.decisions.waiters", { description: "Long-poll requests this process holds, waiting for a verdict" })

@@ -50,7 +50,20 @@ export type DecisionEventType =
   | "consumed";
 
 const TERMINAL: ReadonlySet<DecisionStatus> = new Set(["approved", "rejected", "expired", "cancelled"]);
-export const decisionCacheKey = (id: string) => `decision:${id}`;
+const decisionCacheKey = (id: string) => `decision:${id}`;
+/**
+ * What a decision's shared-cache entry holds for a while after a change, in place of the old row.
+ * A reader fills the shared cache only into an empty key (setIfAbsent), so a reader that loaded the
+ * row just before the change cannot put the old row back: the marker holds the key. A deleted key
+ * would not: that reader's write would land after the delete and serve the old row for the TTL.
+ */
+const CHANGED_MARKER = "changed";
+const CHANGED_MARKER_MS = 5_000;
+/**
+ * A read slower than this does not fill the shared cache: its write might land after the marker has
+ * expired. The bound on a stale fill is therefore a read plus write taking over 5 s, end to end.
+ */
+const CACHE_FILL_MAX_READ_MS = 2_000;
 const DECISION_CACHE_LABELS = { "cache.name": "decision" };
 const DATE_FIELDS = ["createdAt", "updatedAt", "expiresAt", "resolvedAt", "consumedAt", "escalatedAt"] as const;
 
@@ -155,22 +168,31 @@ function changedRow(result: unknown): Changed | undefined {
   return raw ? { row: rowFromDriver(decisions, raw), eventId: Number(raw.change_event_id) } : undefined;
 }
 
-/** After commit: announce the change, drop the cached copies and count the outcome. */
+/** Puts the changed marker in place of a decision's cached row; never rejects (a failure is logged). */
+export function markDecisionChanged(deps: Pick<DecisionDeps, "cache" | "logger">, id: string): Promise<void> {
+  return deps.cache.set(decisionCacheKey(id), CHANGED_MARKER, CHANGED_MARKER_MS).catch((error: unknown) => {
+    deps.logger.warn("decision cache invalidation failed", { decision_id: id, error: (error as Error).message });
+  });
+}
+
+/** After commit: announce the change, replace the cached copies and count the outcome. */
 async function afterChange(deps: DecisionDeps, { row, eventId }: Changed, fromStatus: DecisionStatus | null): Promise<void> {
-  // Waiters here get the row the change returned; announcing also drops this process's cached copy
-  // at once and tells the other replicas.
-  notifierOf(deps).announce({ id: row.id, status: row.status, eventId }, row);
+  // A decision just created has no cached copy anywhere yet.
+  const invalidated = fromStatus === null ? undefined : markDecisionChanged(deps, row.id);
+  // Waiters here get the row the change returned at once; the other replicas hear of the change
+  // only after the marker is in the shared cache, so none of them can read the old row back.
+  notifierOf(deps).announce({ id: row.id, status: row.status, eventId, created: fromStatus === null }, row, invalidated);
   if (fromStatus === "pending" && TERMINAL.has(row.status)) {
     const metrics = metricsOf(deps);
     metrics.resolved.add(1, { outcome: row.status });
     const end = row.resolvedAt ?? deps.clock.now();
     metrics.duration.record(Math.max(0, (end.getTime() - row.createdAt.getTime()) / 1000), { outcome: row.status });
   }
-  // A decision just created has no cached copy anywhere yet.
-  if (fromStatus === null) return;
-  await deps.cache.delete(decisionCacheKey(row.id)).catch((error: unknown) => {
-    deps.logger.warn("decision cache invalidation failed", { decision_id: row.id, error: (error as Error).message });
-  });
+  if (!invalidated) return;
+  await invalidated;
+  // Announcing dropped this process's copy before the marker was in place, so a read here could
+  // have taken the old row from the shared cache since: dropping again makes its copy unkept.
+  localCaches.get(deps.database)?.forget(row.id);
 }
 
 type DecisionUpdate = Partial<{ [K in keyof DecisionRow]: DecisionRow[K] | SQL }>;
@@ -382,14 +404,15 @@ async function readThroughCache(deps: DecisionDeps, id: string): Promise<Decisio
       )));
   const local = listening ? localCacheOf(deps) : undefined;
   const generation = local?.generation ?? 0;
+  let cached: string | null = null;
   if (local) {
     const copy = local.get(id);
     if (copy) {
       instruments.hits.add(1, DECISION_CACHE_LABELS);
       return copy;
     }
-    const cached = await deps.cache.get(decisionCacheKey(id)).catch(() => null);
-    if (cached) {
+    cached = await deps.cache.get(decisionCacheKey(id)).catch(() => null);
+    if (cached && cached !== CHANGED_MARKER) {
       instruments.hits.add(1, DECISION_CACHE_LABELS);
       const row = reviveRow(cached);
       local.set(id, row, generation);
@@ -397,10 +420,13 @@ async function readThroughCache(deps: DecisionDeps, id: string): Promise<Decisio
     }
   }
   instruments.misses.add(1, DECISION_CACHE_LABELS);
+  const started = performance.now();
   const row = await loadDecision(deps.database.db, id);
   if (row && ttl > 0) {
     local?.set(id, row, generation);
-    await deps.cache.set(decisionCacheKey(id), JSON.stringify(row), ttl).catch(() => {});
+    if (cached !== CHANGED_MARKER && performance.now() - started < CACHE_FILL_MAX_READ_MS) {
+      await deps.cache.setIfAbsent(decisionCacheKey(id), JSON.stringify(row), ttl).catch(() => {});
+    }
   }
   return row;
 }

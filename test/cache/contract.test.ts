@@ -47,6 +47,18 @@ function cacheContract(backend: Backend) {
       await backend.teardown?.();
     });
 
+    test("setIfAbsent stores only into an empty key, and its value expires", async () => {
+      expect(await cache.setIfAbsent("nx", "first", 60_000)).toBe(true);
+      expect(await cache.setIfAbsent("nx", "second", 60_000)).toBe(false);
+      expect(await cache.get("nx")).toBe("first");
+      await cache.delete("nx");
+      expect(await cache.setIfAbsent("nx", "third", 150)).toBe(true);
+      expect(await cache.get("nx")).toBe("third");
+      await waitFor(async () => (await cache.get("nx")) === null, "the setIfAbsent value to expire", 3_000);
+      expect(await cache.setIfAbsent("nx", "fourth", 60_000)).toBe(true);
+      expect(await cache.get("nx")).toBe("fourth");
+    });
+
     test("get, set, overwrite, delete", async () => {
       expect(await cache.get("missing")).toBeNull();
       await cache.set("k", "one");
