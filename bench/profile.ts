@@ -210,7 +210,9 @@ export function summariseProfile(profile: CpuProfile, root: string): ProfileSumm
   for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
   const where = (url: string, line: number) => `${url.replace(/^file:\/\//, "").replace(`${root}/`, "")}:${line + 1}`;
   const selfUs = new Map<number, number>();
-  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  profile.samples.forEach((id, i) => {
+    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
   const groups = new Map<string, number>();
   const functions = new Map<string, { name: string; location: string; ms: number }>();
   let busyUs = 0;
