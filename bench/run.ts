@@ -471,10 +471,15 @@ async function main(): Promise<Results> {
     cleanups.push(() => pg.stop());
     const redis = await startRedis(dir);
     cleanups.push(() => redis.stop());
-    const [ceilingBun, ceilingHono] = await Promise.all([startCeiling("bun", dir), startCeiling("hono", dir)]);
+    const [ceilingBun, ceilingHono, ceilingHold] = await Promise.all([
+      startCeiling("bun", dir),
+      startCeiling("hono", dir),
+      startCeiling("hold", dir),
+    ]);
     cleanups.push(
       () => ceilingBun!.stop(),
       () => ceilingHono!.stop(),
+      () => ceilingHold!.stop(),
     );
 
     const keys = newKeys();
@@ -562,7 +567,13 @@ async function main(): Promise<Results> {
     b2.result.reference = { name: "the FastAPI stack", value: FASTAPI_CREATES_PER_SECOND };
     await runRounds(throughputResults);
 
-    // B4 long-poll waiters, B5 SSE streams (PostgreSQL + Redis).
+    // B4 long-poll waiters, B5 SSE streams (PostgreSQL + Redis); B4's ceiling first, with the same client.
+    const held = latencyResult(
+      "B0-hold",
+      `bare Bun.serve: ${SETTINGS.waiters} held requests answered at once (B4's ceiling)`,
+      SETTINGS.waiters,
+      1,
+    );
     const oneDecision = latencyResult("B4-one", `B4 long-poll: ${SETTINGS.waiters} waiters on one decision, approved`, SETTINGS.waiters, 1);
     const burst = latencyResult(
       "B4-burst",
@@ -571,8 +582,9 @@ async function main(): Promise<Results> {
       SETTINGS.waiters,
     );
     const streams = latencyResult("B5-sse", `B5 SSE: ${SETTINGS.streams} streams, one change`, SETTINGS.streams, 1);
-    latency.push(oneDecision, burst, streams);
+    latency.push(held, oneDecision, burst, streams);
     const attempts: [LatencyResult, () => Promise<void>][] = [
+      [held, () => longPoll(ceilingHold!, keys, [crypto.randomUUID()], held)],
       [oneDecision, async () => longPoll(servers.postgres, keys, [await createDecision(servers.postgres, keys)], oneDecision)],
       [
         burst,

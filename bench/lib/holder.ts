@@ -33,6 +33,8 @@ export interface HoldReport {
   trigger_statuses: Record<string, number>;
 }
 
+import { parseResponse } from "./http-response";
+
 const count = (tally: Record<string, number>, key: string) => {
   tally[key] = (tally[key] ?? 0) + 1;
 };
@@ -43,20 +45,70 @@ const nextLine = async () => {
   return line.value;
 };
 
+interface RawAnswer {
+  status: number;
+  body: string;
+  /** when its last byte arrived */
+  at: number;
+}
+
+/**
+ * One GET on a connection of its own, read by hand. With fetch, every answer also cost this process
+ * a Response, a Headers object and a body stream before its time was taken, and 5,000 answers queue
+ * that work behind each other on the client's event loop: it was timed as the server's.
+ */
+function rawGet(base: string, path: string, headers: Record<string, string>): Promise<RawAnswer> {
+  const { hostname, port, host } = new URL(base);
+  const request = [`GET ${path} HTTP/1.1`, `Host: ${host}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), "", ""].join("\r\n");
+  return new Promise((resolve, reject) => {
+    let received = Buffer.alloc(0);
+    let done = false;
+    const finish = (socket: { end(): void }, answer?: { status: number; body: string }) => {
+      if (done) return;
+      done = true;
+      if (answer) resolve({ ...answer, at: performance.now() });
+      else reject(new Error(`connection closed after ${received.length} bytes, before a whole answer`));
+      socket.end();
+    };
+    Bun.connect({
+      hostname,
+      port: Number(port),
+      socket: {
+        open: (socket) => void socket.write(request),
+        data(socket, chunk) {
+          received = received.length ? Buffer.concat([received, chunk]) : Buffer.from(chunk);
+          const answer = parseResponse(received);
+          if (answer) finish(socket, answer);
+        },
+        close: (socket) => finish(socket, parseResponse(received, true)),
+        error: (socket, error) => {
+          if (!done) {
+            done = true;
+            reject(error);
+          }
+          socket.end();
+        },
+      },
+    }).catch(reject);
+  });
+}
+
+/** The same GET through fetch, for comparing the two clients (BENCH_HOLD_CLIENT=fetch). */
+async function fetchGet(base: string, path: string, headers: Record<string, string>): Promise<RawAnswer> {
+  const res = await fetch(base + path, { headers });
+  const body = await res.text();
+  return { status: res.status, body, at: performance.now() };
+}
+
 async function waiters(config: Extract<HoldConfig, { mode: "waiters" }>): Promise<HoldReport> {
   const outcomes: Record<string, number> = {};
-  const answeredAt: number[] = [];
-  const answers = Array.from({ length: config.waiters }, async (_, i) => {
-    const id = config.ids[i % config.ids.length];
-    try {
-      const res = await fetch(`${config.base}/v1/decisions/${id}?wait=${config.waitSeconds}`, { headers: { "X-API-Key": config.key } });
-      const body = (await res.json()) as { status?: string };
-      answeredAt.push(performance.now());
-      count(outcomes, `${res.status}:${body.status ?? "error"}`);
-    } catch (error) {
-      count(outcomes, `failed:${(error as Error).message}`);
-    }
-  });
+  const get = process.env.BENCH_HOLD_CLIENT === "fetch" ? fetchGet : rawGet;
+  // Bodies are parsed only once every answer is in: parsing as they arrive would delay the next one's time.
+  const answers = Array.from({ length: config.waiters }, (_, i) =>
+    get(config.base, `/v1/decisions/${config.ids[i % config.ids.length]}?wait=${config.waitSeconds}`, { "X-API-Key": config.key }).catch(
+      (error: unknown) => error as Error,
+    ),
+  );
   console.log("ready");
   await nextLine();
   const triggerStatuses: Record<string, number> = {};
@@ -77,7 +129,21 @@ async function waiters(config: Extract<HoldConfig, { mode: "waiters" }>): Promis
     }),
   );
   const triggerMs = performance.now() - started;
-  await Promise.all(answers);
+  const answeredAt: number[] = [];
+  for (const answer of await Promise.all(answers)) {
+    if (answer instanceof Error) {
+      count(outcomes, `failed:${answer.message}`);
+      continue;
+    }
+    answeredAt.push(answer.at);
+    let status = "error";
+    try {
+      status = (JSON.parse(answer.body) as { status?: string }).status ?? "error";
+    } catch {
+      // counted as an error below
+    }
+    count(outcomes, `${answer.status}:${status}`);
+  }
   return { latencies_ms: answeredAt.map((at) => at - started), outcomes, trigger_ms: triggerMs, trigger_statuses: triggerStatuses };
 }
 
