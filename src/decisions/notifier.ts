@@ -26,6 +26,8 @@ export interface DecisionChange {
   id: string;
   status: DecisionStatus;
   eventId: number;
+  /** a decision this process just created (never sent to other replicas): no cache can hold a copy of it yet */
+  created?: boolean;
 }
 
 /** Changes per notification: each is ~60 bytes of JSON, and a payload must stay under 8,000 bytes. */

@@ -156,8 +156,10 @@ const principalOf = (c: Context<AppEnv>): Principal => c.get("principal")!;
 
 export function decisionRoutes(deps: DecisionDeps, signer: TokenSigner) {
   const notifier = notifierOf(deps);
-  // Replicas with a process-local cache drop their copy when any replica changes a decision.
+  // Replicas with a process-local cache drop their copy when any replica changes a decision. A
+  // decision created here has no copy anywhere yet: no cache round trip for it.
   notifier.onChange((change) => {
+    if (change.created) return;
     deps.cache.delete(decisionCacheKey(change.id)).catch(() => {});
   });
   deps.meter
