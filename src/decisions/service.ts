@@ -1,4 +1,21 @@
-import { and, asc, desc, eq, gt, gte, inArray, isNull, lt, lte, ne, type Placeholder, SQL, type SQLWrapper, sql } from "drizzle-orm";
+import {
+  and,
+  asc,
+  desc,
+  eq,
+  getTableColumns,
+  gt,
+  gte,
+  inArray,
+  isNull,
+  lt,
+  lte,
+  ne,
+  type Placeholder,
+  SQL,
+  type SQLWrapper,
+  sql,
+} from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import type { Principal } from "../auth/rbac";
 import { sha256Hex } from "../crypto/hash";
@@ -14,6 +31,7 @@ import {
   decisions,
   notificationRoutes,
   pendingDecisions,
+  policyGeneration,
   webhookDeliveries,
 } from "../db/schema";
 import type { AppDeps } from "../deps";
@@ -21,6 +39,7 @@ import { ApiError, badRequest, conflict, notFound } from "../http/errors";
 import { afterCursor, decodeCursor, encodeCursor, toPage } from "../http/pagination";
 import { cacheInstruments } from "../observability/metrics";
 import type { Evaluation } from "../policies/engine";
+import { rulesInForce } from "../policies/in-force";
 import { countOutcomes, evaluateDecision, higherPriority } from "../policies/service";
 import { canonicalJson } from "./canonical-json";
 import { decisionMetrics } from "./metrics";
@@ -275,10 +294,13 @@ const CREATE_PARAMETERS = [
   "expiresAt",
   "ttlSeconds",
   "eventData",
+  "policyGeneration",
 ] as const;
 type CreateParameter = (typeof CREATE_PARAMETERS)[number];
 type CreateStatement = (values: Record<CreateParameter, unknown>) => Promise<unknown>;
 
+/** Evaluations of one create at most, when the policies keep changing under it (each change is a human's edit). */
+const CREATE_ATTEMPTS = 5;
 const dialect = new PgDialect();
 const createStatements = new WeakMap<Database, CreateStatement>();
 
@@ -286,38 +308,49 @@ const createStatements = new WeakMap<Database, CreateStatement>();
  * The create as one constant statement with placeholders, built and prepared once per database:
  * building the 25-column insert and its CTE per request was a fifth of the server's CPU per create.
  * Values are sent as text with explicit casts (JSON as canonical JSON text, times as ISO strings), so
- * the statement's parameter types never depend on the driver's guesses. On an idempotency key
- * already used by this caller, nothing is inserted and nothing is returned.
+ * the statement's parameter types never depend on the driver's guesses. Nothing is inserted (and
+ * nothing returned) on an idempotency key already used by this caller, or when the policy set is no
+ * longer at the generation `policyGeneration` (the rules the decision was evaluated with are stale).
  */
 function createStatementOf(db: Database): CreateStatement {
   let statement = createStatements.get(db);
   if (statement) return statement;
   const p = Object.fromEntries(CREATE_PARAMETERS.map((name) => [name, sql.placeholder(name)])) as Record<CreateParameter, Placeholder>;
-  const insert = db
-    .insert(decisions)
-    .values({
-      id: sql`${p.id}::uuid`,
-      kind: sql`${p.kind}::text`,
-      title: sql`${p.title}::text`,
-      payload: sql`${p.payload}::jsonb`,
-      payloadHash: sql`${p.payloadHash}::text`,
-      context: sql`${p.context}::jsonb`,
-      priority: sql`${p.priority}::text`,
-      requiredApprovals: sql`${p.requiredApprovals}::smallint`,
-      requesterKeyId: sql`${p.requesterKeyId}::uuid`,
-      requesterPersonId: sql`${p.requesterPersonId}::uuid`,
-      policyEvaluation: sql`${p.policyEvaluation}::jsonb`,
-      onTimeout: sql`${p.onTimeout}::text`,
-      callbackUrl: sql`${p.callbackUrl}::text`,
-      escalateAfterSeconds: sql`${p.escalateAfterSeconds}::int`,
-      idempotencyKey: sql`${p.idempotencyKey}::text`,
-      requestHash: sql`${p.requestHash}::text`,
-      createdAt: sql`${p.now}::timestamptz`,
-      updatedAt: sql`${p.now}::timestamptz`,
-      expiresAt: sql`${p.expiresAt}::timestamptz`,
-    })
-    .onConflictDoNothing({ target: [decisions.requesterKeyId, decisions.idempotencyKey] })
-    .returning();
+  // The columns a create sets; the others take their defaults.
+  const values: Partial<Record<keyof DecisionRow, SQL>> = {
+    id: sql`${p.id}::uuid`,
+    kind: sql`${p.kind}::text`,
+    title: sql`${p.title}::text`,
+    payload: sql`${p.payload}::jsonb`,
+    payloadHash: sql`${p.payloadHash}::text`,
+    context: sql`${p.context}::jsonb`,
+    priority: sql`${p.priority}::text`,
+    requiredApprovals: sql`${p.requiredApprovals}::smallint`,
+    requesterKeyId: sql`${p.requesterKeyId}::uuid`,
+    requesterPersonId: sql`${p.requesterPersonId}::uuid`,
+    policyEvaluation: sql`${p.policyEvaluation}::jsonb`,
+    onTimeout: sql`${p.onTimeout}::text`,
+    callbackUrl: sql`${p.callbackUrl}::text`,
+    escalateAfterSeconds: sql`${p.escalateAfterSeconds}::int`,
+    idempotencyKey: sql`${p.idempotencyKey}::text`,
+    requestHash: sql`${p.requestHash}::text`,
+    createdAt: sql`${p.now}::timestamptz`,
+    updatedAt: sql`${p.now}::timestamptz`,
+    expiresAt: sql`${p.expiresAt}::timestamptz`,
+  };
+  const columns = getTableColumns(decisions);
+  const fields = Object.keys(values) as (keyof DecisionRow)[];
+  const column = (field: keyof DecisionRow) => sql.identifier(columns[field].name);
+  // Stored only while the policy set is still at the generation the rules were read at.
+  const insert = sql`(
+    insert into ${decisions} (${sql.join(fields.map(column), sql`, `)})
+    select ${sql.join(
+      fields.map((field) => values[field]!),
+      sql`, `,
+    )}
+    from ${policyGeneration} where ${policyGeneration.id} = 1 and ${policyGeneration.generation} = ${p.policyGeneration}::bigint
+    on conflict (${column("requesterKeyId")}, ${column("idempotencyKey")}) do nothing
+    returning *)`;
   const change: ChangeRecord = {
     type: "created",
     actorKeyId: p.requesterKeyId,
@@ -361,73 +394,93 @@ export async function createDecision(
       ]),
     ),
   );
-  const now = deps.clock.now();
-  // The policies' verdict, before anything is stored. A retry of an idempotent request answers the
-  // first result below, whatever the rules say now.
-  const evaluation = await evaluateDecision(
-    deps,
-    {
-      kind: input.kind,
-      priority: input.priority,
-      title: input.title,
-      requiredApprovals: input.required_approvals,
-      payload: input.payload,
-      context: input.context,
-      requester: { id: principal.keyId, name: principal.keyName, role: principal.role },
-    },
+  const facts = {
+    kind: input.kind,
+    priority: input.priority,
+    title: input.title,
+    requiredApprovals: input.required_approvals,
+    payload: input.payload,
+    context: input.context,
+    requester: { id: principal.keyId, name: principal.keyName, role: principal.role },
+  };
+  const { db } = deps.database;
+  let stale: number | undefined;
+  for (let attempt = 1; attempt <= CREATE_ATTEMPTS; attempt++) {
+    // The policies' verdict, before anything is stored, by the rules in force as this process last
+    // read them; the statement stores the decision only if no policy changed since (else they are
+    // read again and the decision evaluated again). A retry of an idempotent request answers the
+    // first result below, whatever the rules say now.
+    const inForce = await rulesInForce(db, stale);
     // Counted once the decision is stored: a retry that answers the first result counts nothing.
-    { count: false },
-  );
-  const matched = evaluation?.matched ?? null;
-  // require: a rule may raise the quorum and the priority, never lower them.
-  const demanded = matched?.outcome === "require" ? matched : null;
-  const created = changedRow(
-    await createStatementOf(deps.database.db)({
-      id: uuidv7(now.getTime()),
-      kind: input.kind,
-      title: input.title,
-      // Canonical JSON is JSON: stored as jsonb, it is the value sent (JSON null included, as jsonb 'null').
-      payload: canonicalPayload,
-      payloadHash,
-      context: canonicalContext,
-      priority: higherPriority(input.priority, demanded?.priority),
-      requiredApprovals: Math.max(input.required_approvals, demanded?.required_approvals ?? 0),
-      requesterKeyId: principal.keyId,
-      requesterPersonId: principal.personId,
-      policyEvaluation: evaluation ? JSON.stringify(evaluation) : null,
-      onTimeout: input.on_timeout,
-      callbackUrl: input.callback_url ?? null,
-      escalateAfterSeconds: input.escalate_after ?? null,
-      idempotencyKey: idempotencyKey ?? null,
-      requestHash,
-      now: now.toISOString(),
-      expiresAt: new Date(now.getTime() + ttlSeconds * 1000).toISOString(),
-      ttlSeconds,
-      eventData: JSON.stringify(demanded ? { policy: policyRef(demanded) } : {}),
-    }),
-  );
-  if (created) {
-    await afterChange(deps, created, null);
-    metricsOf(deps).created.add(1, { kind: created.row.kind, priority: created.row.priority });
-    if (evaluation) countOutcomes(deps.meter, evaluation);
-    if (matched && (matched.outcome === "approve" || matched.outcome === "deny")) {
-      const decided = await decideByPolicy(deps, created.row, matched);
-      return { row: decided ?? created.row, replayed: false };
+    const evaluation = await evaluateDecision(deps, facts, { count: false, rules: inForce.rules });
+    const matched = evaluation?.matched ?? null;
+    // require: a rule may raise the quorum and the priority, never lower them.
+    const demanded = matched?.outcome === "require" ? matched : null;
+    const now = deps.clock.now();
+    const created = changedRow(
+      await createStatementOf(db)({
+        id: uuidv7(now.getTime()),
+        kind: input.kind,
+        title: input.title,
+        // Canonical JSON is JSON: stored as jsonb, it is the value sent (JSON null included, as jsonb 'null').
+        payload: canonicalPayload,
+        payloadHash,
+        context: canonicalContext,
+        priority: higherPriority(input.priority, demanded?.priority),
+        requiredApprovals: Math.max(input.required_approvals, demanded?.required_approvals ?? 0),
+        requesterKeyId: principal.keyId,
+        requesterPersonId: principal.personId,
+        policyEvaluation: evaluation ? JSON.stringify(evaluation) : null,
+        onTimeout: input.on_timeout,
+        callbackUrl: input.callback_url ?? null,
+        escalateAfterSeconds: input.escalate_after ?? null,
+        idempotencyKey: idempotencyKey ?? null,
+        requestHash,
+        now: now.toISOString(),
+        expiresAt: new Date(now.getTime() + ttlSeconds * 1000).toISOString(),
+        ttlSeconds,
+        eventData: JSON.stringify(demanded ? { policy: policyRef(demanded) } : {}),
+        policyGeneration: inForce.generation,
+      }),
+    );
+    if (created) {
+      await afterChange(deps, created, null);
+      metricsOf(deps).created.add(1, { kind: created.row.kind, priority: created.row.priority });
+      if (evaluation) countOutcomes(deps.meter, evaluation);
+      if (matched && (matched.outcome === "approve" || matched.outcome === "deny")) {
+        const decided = await decideByPolicy(deps, created.row, matched);
+        return { row: decided ?? created.row, replayed: false };
+      }
+      return { row: created.row, replayed: false };
     }
-    return { row: created.row, replayed: false };
+    if (idempotencyKey !== undefined) {
+      // The key was used before by this caller: a retry of the same request answers the first result.
+      const [first] = await db
+        .select()
+        .from(decisions)
+        .where(and(eq(decisions.requesterKeyId, principal.keyId), eq(decisions.idempotencyKey, idempotencyKey)));
+      if (first) {
+        if (first.requestHash !== requestHash) {
+          throw new ApiError(422, "idempotency_key_reused", "this Idempotency-Key was already used with a different request body", {
+            decision_id: first.id,
+          });
+        }
+        return { row: first, replayed: true };
+      }
+    }
+    // Nothing stored and no earlier request: the policies changed since they were read, or a request
+    // with this key has not committed yet. Rules read after the refusal tell the two apart.
+    stale = inForce.generation;
+    if ((await rulesInForce(db, stale)).generation === stale) {
+      if (idempotencyKey !== undefined) {
+        throw conflict("idempotency_conflict", "the idempotency key is in use by a request that did not complete; retry");
+      }
+      throw new Error("the decision was not stored, and the policy set did not change");
+    }
   }
-  // The key was used before by this caller: a retry of the same request answers the first result.
-  const [first] = await deps.database.db
-    .select()
-    .from(decisions)
-    .where(and(eq(decisions.requesterKeyId, principal.keyId), eq(decisions.idempotencyKey, idempotencyKey!)));
-  if (!first) throw conflict("idempotency_conflict", "the idempotency key is in use by a request that did not complete; retry");
-  if (first.requestHash !== requestHash) {
-    throw new ApiError(422, "idempotency_key_reused", "this Idempotency-Key was already used with a different request body", {
-      decision_id: first.id,
-    });
-  }
-  return { row: first, replayed: true };
+  throw new ApiError(503, "policies_changing", "the policies changed while the decision was being evaluated; retry", undefined, {
+    "Retry-After": "1",
+  });
 }
 
 // ── Reads ───────────────────────────────────────────────────────────────────────────────────────
