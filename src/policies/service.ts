@@ -52,8 +52,8 @@ function compiledOf(row: Pick<PolicyRow, "id" | "version" | "expression">): Comp
 }
 
 /**
- * The rules in force, in order. Read on every evaluation (one small query), so an edit, a disable or a
- * delete on any replica applies to the very next decision; compiling is cached per version.
+ * The rules in force, in order, read now (one small query); compiling is cached per version. A
+ * create uses the copy its process keeps instead (in-force.ts), checked current by its statement.
  */
 export async function activeRules(db: Database): Promise<ActiveRule[]> {
   const rows = await db
