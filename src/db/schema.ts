@@ -449,6 +449,17 @@ export const policyVersions = pgTable(
   (t) => [primaryKey({ columns: [t.policyId, t.version] })],
 );
 
+/**
+ * The policy set's generation (one row): every statement that writes `policies` raises it, in its
+ * own transaction (a trigger). A process keeps the rules in force with the generation they were read
+ * at, and a decision is inserted only while that is still the generation: rules changed on any
+ * replica are read again before the next decision is stored, never after.
+ */
+export const policyGeneration = pgTable("policy_generation", {
+  id: smallint("id").primaryKey(),
+  generation: bigint("generation", { mode: "number" }).notNull(),
+});
+
 // ── Telemetry ───────────────────────────────────────────────────────────────────────────────────
 export const telemetryEvents = pgTable(
   "telemetry_events",

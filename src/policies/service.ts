@@ -52,15 +52,24 @@ function compiledOf(row: Pick<PolicyRow, "id" | "version" | "expression">): Comp
 }
 
 /**
- * The rules in force, in order. Read on every evaluation (one small query), so an edit, a disable or a
- * delete on any replica applies to the very next decision; compiling is cached per version.
+ * The rules in force, in order, read now (one small query); compiling is cached per version. A
+ * create uses the copy its process keeps instead (in-force.ts), checked current by its statement.
  */
 export async function activeRules(db: Database): Promise<ActiveRule[]> {
   const rows = await db
     .select()
     .from(policies)
-    .where(and(isNull(policies.deletedAt), ne(policies.state, "disabled")))
-    .orderBy(asc(policies.position), asc(policies.id));
+    .where(IN_FORCE)
+    .orderBy(...IN_ORDER);
+  return compileRules(rows);
+}
+
+/** The policies that take part in evaluations, and their order. */
+export const IN_FORCE = and(isNull(policies.deletedAt), ne(policies.state, "disabled"));
+export const IN_ORDER = [asc(policies.position), asc(policies.id)] as const;
+
+/** Saved policies (in force, in order) as rules, compiled once per version. */
+export function compileRules(rows: PolicyRow[]): ActiveRule[] {
   const rules: ActiveRule[] = [];
   for (const row of rows) {
     const compiled = compiledOf(row);
@@ -154,13 +163,16 @@ export interface DecisionFacts {
   requester: { id: string; name: string; role: string };
 }
 
-/** The rules' verdict on a decision about to be created (or edited); null when no rule is active. */
+/**
+ * The rules' verdict on a decision about to be created (or edited); null when no rule is active.
+ * `rules`: the rules in force as the caller read them (else they are read here).
+ */
 export async function evaluateDecision(
   deps: PolicyDeps,
   facts: DecisionFacts,
-  options: { enforcedOnly?: boolean; count?: boolean } = {},
+  options: { enforcedOnly?: boolean; count?: boolean; rules?: ActiveRule[] } = {},
 ): Promise<Evaluation | null> {
-  let rules = await activeRules(deps.database.db);
+  let rules = options.rules ?? (await activeRules(deps.database.db));
   if (options.enforcedOnly) rules = rules.filter((rule) => rule.state === "enforce");
   if (rules.length === 0) return null;
   const started = performance.now();

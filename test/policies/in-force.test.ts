@@ -1,0 +1,108 @@
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { PGlite } from "@electric-sql/pglite";
+import { eq } from "drizzle-orm";
+import { type DatabaseHandle, openPglite, openPostgres } from "../../src/db/client";
+import { policies, policyGeneration } from "../../src/db/schema";
+import { rulesInForce } from "../../src/policies/in-force";
+import { createDecision, type JsonBody } from "../decisions/helpers";
+import { startTestApp, type TestApp } from "../helpers/app";
+import { createScratchDatabase } from "../helpers/db";
+
+setDefaultTimeout(30_000);
+
+/**
+ * Each process keeps the rules in force it read, and a decision is stored only under the policy
+ * generation those rules were read at. Two replicas here: two handles (two pools on real
+ * PostgreSQL, two Drizzle databases over one embedded instance), so each keeps its own copy.
+ */
+let a: TestApp;
+let b: TestApp;
+let closeDatabases: () => Promise<void>;
+
+async function twoHandles(): Promise<{ first: DatabaseHandle; second: DatabaseHandle; close(): Promise<void> }> {
+  const keepOpen = (handle: DatabaseHandle): DatabaseHandle => ({ ...handle, close: async () => {} });
+  const url = process.env.DATABASE_URL;
+  if (!url) {
+    const instance = await PGlite.create();
+    const first = await openPglite({ instance });
+    await first.migrate();
+    const second = await openPglite({ instance });
+    return { first: keepOpen(first), second: keepOpen(second), close: () => first.close() };
+  }
+  const scratch = await createScratchDatabase(url);
+  const first = await openPostgres({ url: scratch.url, poolMax: 4 });
+  await first.migrate();
+  const second = await openPostgres({ url: scratch.url, poolMax: 4 });
+  return {
+    first: keepOpen(first),
+    second: keepOpen(second),
+    async close() {
+      await Promise.allSettled([first.close(), second.close()]);
+      await scratch.drop();
+    },
+  };
+}
+
+beforeAll(async () => {
+  const { first, second, close } = await twoHandles();
+  closeDatabases = close;
+  a = await startTestApp({ database: first });
+  b = await startTestApp({ database: second });
+}, 60_000);
+afterAll(async () => {
+  await a.close();
+  await b.close();
+  await closeDatabases();
+});
+
+async function savePolicy(app: TestApp, body: Record<string, unknown>): Promise<JsonBody> {
+  const res = await app.request("/v1/policies", { method: "POST", as: "admin", json: { state: "enforce", ...body } });
+  if (res.status !== 201) throw new Error(`create policy answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as JsonBody;
+}
+
+const drop = { kind: "db.drop", title: "Drop the orders table", payload: { table: "orders" } };
+const generationOf = async (app: TestApp) =>
+  (await app.deps.database.db.select().from(policyGeneration).where(eq(policyGeneration.id, 1)))[0]!.generation;
+
+describe("rules in force, kept per process", () => {
+  test("a rule saved on one replica applies to the other's very next decision, though it holds the older rules", async () => {
+    // A reads (and keeps) the rules as they are: none.
+    expect((await createDecision(a, drop)).status).toBe("pending");
+    const kept = await rulesInForce(a.deps.database.db);
+    expect(kept.rules).toEqual([]);
+
+    const rule = await savePolicy(b, { name: "no drops", expression: 'decision.kind == "db.drop"', outcome: "deny", reason: "never" });
+    // A still holds the older rules: the database refuses the decision under them, A reads again.
+    expect(await rulesInForce(a.deps.database.db)).toBe(kept);
+    const denied = await createDecision(a, drop);
+    expect(denied).toMatchObject({ status: "rejected", decided_by: "policy", policy_id: rule.id, policy_version: 1 });
+    expect((await rulesInForce(a.deps.database.db)).generation).toBe(await generationOf(a));
+
+    // Disabled on B: A's next decision waits for people again.
+    const disabled = await b.request(`/v1/policies/${rule.id}/disable`, { method: "POST", as: "admin" });
+    expect(disabled.status).toBe(200);
+    expect((await createDecision(a, drop)).status).toBe("pending");
+  });
+
+  test("a write to the policies by hand raises the generation too", async () => {
+    const rule = await savePolicy(a, {
+      name: "drops need two",
+      expression: 'decision.kind == "db.drop"',
+      outcome: "require",
+      required_approvals: 2,
+    });
+    expect((await createDecision(a, drop)).required_approvals).toBe(2);
+    const before = await generationOf(a);
+    await b.deps.database.db.update(policies).set({ deletedAt: new Date() }).where(eq(policies.id, rule.id));
+    expect(await generationOf(a)).toBeGreaterThan(before);
+    expect((await createDecision(a, drop)).required_approvals).toBe(1);
+  });
+
+  test("rules read while nothing changes are kept: no re-read, same generation", async () => {
+    const first = await rulesInForce(b.deps.database.db);
+    await createDecision(b, drop);
+    await createDecision(b, drop);
+    expect(await rulesInForce(b.deps.database.db)).toBe(first);
+  });
+});
