@@ -15,15 +15,16 @@ export function requestLogger(logger: Logger, now: () => number = () => performa
     c.set("logger", log);
     await next();
     const status = c.res.status;
-    const fields = {
+    const level = status >= 500 ? "error" : "info";
+    // Below the configured level the line would be dropped: it is not built at all.
+    if (!log.enabled(level)) return;
+    log[level]("request", {
       method: c.req.method,
       route: matchedRoute(c),
       status,
       duration_ms: Math.round((now() - started) * 100) / 100,
       key_id: c.get("principal")?.keyId,
-    };
-    if (status >= 500) log.error("request", fields);
-    else log.info("request", fields);
+    });
   };
 }
 
