@@ -65,6 +65,7 @@ export function traceContext(): MiddlewareHandler<AppEnv> {
     };
     c.set("trace", trace);
     await next();
-    c.header("traceparent", formatTraceparent(trace));
+    // On the finished response's own headers: c.header() would copy the whole response to add one.
+    c.res.headers.set("traceparent", formatTraceparent(trace));
   };
 }
