@@ -44,7 +44,7 @@ export function createApp(deps: AppDeps) {
   );
   app.use(traceContext());
   app.use(requestLogger(deps.logger));
-  app.use(httpMetrics(deps.meter));
+  app.use(httpMetrics(deps.metrics));
   app.use(secureHeaders({ strictTransportSecurity: "max-age=63072000; includeSubDomains" }));
   app.use(
     bodyLimit({

@@ -1,6 +1,6 @@
 import type { Meter } from "@opentelemetry/api";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
-import { MeterProvider, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
+import { MeterProvider, type MetricData, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { memoryUsage, runtimeInfo } from "../platform/runtime";
 
 /**
@@ -18,6 +18,12 @@ import { memoryUsage, runtimeInfo } from "../platform/runtime";
 export interface MetricsRegistry {
   /** the meter every module instruments with */
   readonly meter: Meter;
+  /**
+   * Adds metrics kept outside the meter, read at each scrape and exported like the meter's own (same
+   * naming rules). For per-request figures, where an instrument's per-call attribute hashing costs
+   * more than the request's own work: see http-metrics.ts.
+   */
+  addSource(source: () => MetricData[]): void;
   /** the current values in the Prometheus text exposition format */
   render(): Promise<string>;
   shutdown(): Promise<void>;
@@ -44,11 +50,18 @@ export function createMetricsRegistry(options: MetricsOptions): MetricsRegistry 
   const provider = new MeterProvider({ readers: [exporter] });
   const meter = provider.getMeter("arbiter", options.version);
   registerProcessMetrics(meter, options);
+  const sources: (() => MetricData[])[] = [];
   return {
     meter,
+    addSource: (source) => void sources.push(source),
     async render() {
       const { resourceMetrics } = await exporter.collect();
-      return serializer.serialize(withUnitSuffixes(resourceMetrics));
+      const metrics = sources.flatMap((source) => source());
+      const all = {
+        ...resourceMetrics,
+        scopeMetrics: [...resourceMetrics.scopeMetrics, { scope: { name: "arbiter", version: options.version }, metrics }],
+      };
+      return serializer.serialize(withUnitSuffixes(all));
     },
     shutdown: () => provider.shutdown(),
   };
