@@ -42,9 +42,7 @@ export function matchedRoute(c: Parameters<typeof routePath>[0]): string | undef
  * is what idempotency keys are for.
  */
 export function requestTimeout(timeoutMs: number): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    // MCP tool calls wait for verdicts as long-polls do, bounded by the tools themselves.
-    if (c.req.path.endsWith("/stream") || c.req.query("wait") !== undefined || c.req.path === "/mcp") return next();
+  const bounded = async (next: () => Promise<void>) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -69,4 +67,8 @@ export function requestTimeout(timeoutMs: number): MiddlewareHandler<AppEnv> {
       clearTimeout(timer);
     }
   };
+  // Not async itself: a long-poll (thousands answered at once) passes with no frame of its own to resume.
+  return (c, next) =>
+    // MCP tool calls wait for verdicts as long-polls do, bounded by the tools themselves.
+    c.req.path.endsWith("/stream") || c.req.query("wait") !== undefined || c.req.path === "/mcp" ? next() : bounded(next);
 }
