@@ -19,6 +19,7 @@ import { corsPolicy } from "./http/cors";
 import type { AppEnv } from "./http/env";
 import { ApiError, errorBody, errorResponse } from "./http/errors";
 import { requestLogger, requestTimeout } from "./http/middleware";
+import { asOneLayer } from "./http/one-layer";
 import { MCP_PATH, mcpRoutes } from "./mcp/routes";
 import { integrationRoutes, notificationRoutes } from "./notify/routes";
 import { httpMetrics } from "./observability/http-metrics";
@@ -35,17 +36,20 @@ import { telemetryRoutes } from "./telemetry/routes";
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>();
 
+  // What every request gets, none of which throws: one layer (see asOneLayer).
   app.use(
-    requestId({
-      generator: () => uuidv7(),
-      // Accept a caller's id only when it is short and plain, so it is safe to log and echo.
-      limitLength: 128,
-    }),
+    asOneLayer(
+      requestId({
+        generator: () => uuidv7(),
+        // Accept a caller's id only when it is short and plain, so it is safe to log and echo.
+        limitLength: 128,
+      }),
+      traceContext(),
+      requestLogger(deps.logger),
+      httpMetrics(deps.metrics),
+      secureHeaders({ strictTransportSecurity: "max-age=63072000; includeSubDomains" }),
+    ),
   );
-  app.use(traceContext());
-  app.use(requestLogger(deps.logger));
-  app.use(httpMetrics(deps.metrics));
-  app.use(secureHeaders({ strictTransportSecurity: "max-age=63072000; includeSubDomains" }));
   app.use(
     bodyLimit({
       maxSize: deps.config.BODY_LIMIT_BYTES,
