@@ -61,8 +61,8 @@ export function createApp(deps: AppDeps) {
   if (cors) for (const path of ["/v1/*", "/.well-known/*", "/health/*", "/openapi.json", MCP_PATH]) app.use(path, cors);
   // Identity: authenticate, then rate limit per key (or per address when anonymous).
   const auth = createAuthRuntime(deps);
-  app.use("/v1/*", authenticate(auth.guard));
-  app.use("/v1/*", rateLimit(auth.guard));
+  // One layer: neither has work after the request, so a refusal by either skips nothing (see asOneLayer).
+  app.use("/v1/*", asOneLayer(authenticate(auth.guard), rateLimit(auth.guard)));
   app.use("/.well-known/*", rateLimit(auth.guard));
   const { freeBytes } = deps.database;
   if (freeBytes && deps.config.DATA_DIR_MIN_FREE_MB > 0) {
