@@ -19,6 +19,7 @@ import { corsPolicy } from "./http/cors";
 import type { AppEnv } from "./http/env";
 import { ApiError, errorBody, errorResponse } from "./http/errors";
 import { requestLogger, requestTimeout } from "./http/middleware";
+import { asOneLayer } from "./http/one-layer";
 import { MCP_PATH, mcpRoutes } from "./mcp/routes";
 import { integrationRoutes, notificationRoutes } from "./notify/routes";
 import { httpMetrics } from "./observability/http-metrics";
@@ -35,17 +36,20 @@ import { telemetryRoutes } from "./telemetry/routes";
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>();
 
+  // What every request gets, none of which throws: one layer (see asOneLayer).
   app.use(
-    requestId({
-      generator: () => uuidv7(),
-      // Accept a caller's id only when it is short and plain, so it is safe to log and echo.
-      limitLength: 128,
-    }),
+    asOneLayer(
+      requestId({
+        generator: () => uuidv7(),
+        // Accept a caller's id only when it is short and plain, so it is safe to log and echo.
+        limitLength: 128,
+      }),
+      traceContext(),
+      requestLogger(deps.logger),
+      httpMetrics(deps.metrics),
+      secureHeaders({ strictTransportSecurity: "max-age=63072000; includeSubDomains" }),
+    ),
   );
-  app.use(traceContext());
-  app.use(requestLogger(deps.logger));
-  app.use(httpMetrics(deps.meter));
-  app.use(secureHeaders({ strictTransportSecurity: "max-age=63072000; includeSubDomains" }));
   app.use(
     bodyLimit({
       maxSize: deps.config.BODY_LIMIT_BYTES,
@@ -57,8 +61,8 @@ export function createApp(deps: AppDeps) {
   if (cors) for (const path of ["/v1/*", "/.well-known/*", "/health/*", "/openapi.json", MCP_PATH]) app.use(path, cors);
   // Identity: authenticate, then rate limit per key (or per address when anonymous).
   const auth = createAuthRuntime(deps);
-  app.use("/v1/*", authenticate(auth.guard));
-  app.use("/v1/*", rateLimit(auth.guard));
+  // One layer: neither has work after the request, so a refusal by either skips nothing (see asOneLayer).
+  app.use("/v1/*", asOneLayer(authenticate(auth.guard), rateLimit(auth.guard)));
   app.use("/.well-known/*", rateLimit(auth.guard));
   const { freeBytes } = deps.database;
   if (freeBytes && deps.config.DATA_DIR_MIN_FREE_MB > 0) {

@@ -56,7 +56,8 @@ export function effectivePermissions(role: Role, narrowed?: readonly string[] | 
 }
 
 export function requirePermission(permission: Permission): MiddlewareHandler<{ Variables: { principal?: Principal } }> {
-  return async (c, next) => {
+  // Not async: a request that passes returns its inner chain's promise, with no frame of its own to resume on the way out.
+  return (c, next) => {
     const principal = c.get("principal");
     if (!principal) {
       throw new ApiError(401, "unauthenticated", "send an API key (X-API-Key or Authorization: Bearer) or a service token", undefined, {
@@ -66,6 +67,6 @@ export function requirePermission(permission: Permission): MiddlewareHandler<{ V
     if (!principal.permissions.has(permission)) {
       throw new ApiError(403, "forbidden", `this operation needs the ${permission} permission`, { required: permission });
     }
-    await next();
+    return next();
   };
 }

@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import { createTtlCache } from "../cache/ttl-cache";
-import { constantTimeEqual } from "../crypto/hash";
+import { constantTimeEqualText } from "../crypto/hash";
 import type { Database } from "../db/client";
 import { type ApiKeyRow, apiKeys, operatorSessions } from "../db/schema";
 import type { Clock } from "../deps";
@@ -21,8 +21,6 @@ export class AuthFailure extends ApiError {
     super(401, code, message, undefined, { "WWW-Authenticate": `Bearer realm="arbiter", error="invalid_token"` });
   }
 }
-
-const encoder = new TextEncoder();
 
 /** `last_used_at` is written at most this often per key, off the request path. */
 export const LAST_USED_INTERVAL_MS = 60_000;
@@ -139,8 +137,7 @@ export function createVerifier(deps: {
       if (!row) throw new AuthFailure("invalid_key", "the API key is not valid");
       if (seen === revocationsSeen) remember(row);
     }
-    if (!constantTimeEqual(encoder.encode(row.keyHash), encoder.encode(hash)))
-      throw new AuthFailure("invalid_key", "the API key is not valid");
+    if (!constantTimeEqualText(row.keyHash, hash)) throw new AuthFailure("invalid_key", "the API key is not valid");
     assertUsable(row);
     touch(row);
     // One principal per cached row: a request by a cached key allocates no permission set.

@@ -26,6 +26,14 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   return difference === 0;
 }
 
+/** Two strings (digests in hex, say) compared in time that depends on their length only, without encoding either. */
+export function constantTimeEqualText(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return difference === 0;
+}
+
 /** Two secrets compared in constant time: their digests make the lengths equal, so even length does not leak. */
 export const secretsEqual = (presented: string, expected: string): boolean =>
   constantTimeEqual(sha256Bytes(presented), sha256Bytes(expected));

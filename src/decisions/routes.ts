@@ -6,6 +6,7 @@ import type { TokenSigner } from "../auth/tokens";
 import { holdForEventStream, holdForLongPoll } from "../http/connection";
 import type { AppEnv } from "../http/env";
 import { badRequest, errorResponses } from "../http/errors";
+import { keyCount, PLAIN_UUID, withFastPath } from "../http/fast-validation";
 import { createRouter, defineRoute } from "../http/openapi";
 import { eventJson, followEvents, latestEventId } from "./event-stream";
 import { holdLimiterOf } from "./holds";
@@ -15,18 +16,19 @@ import {
   ApproveBody,
   CreateDecisionBody,
   DecisionEventSchema,
-  DecisionId,
+  DecisionId as DecisionIdSchema,
   DecisionPage,
   DecisionSchema,
   IdempotencyHeaders,
   ListQuery,
+  MAX_WAIT_SECONDS,
   QueuePage,
   QueueQuery,
   ReasonBody,
   ReceiptSchema,
   RejectBody,
   StreamQuery,
-  WaitQuery,
+  WaitQuery as WaitQuerySchema,
 } from "./schemas";
 import {
   approveDecision,
@@ -43,6 +45,22 @@ import {
   rejectDecision,
   waitForDecision,
 } from "./service";
+
+// Every read and action names a decision by id, and every long-poll says how long to wait: the
+// usual forms of both are recognised without running zod (see withFastPath).
+export const DecisionId = withFastPath(DecisionIdSchema, (value) => {
+  const { id } = value as { id?: unknown };
+  return typeof id === "string" && keyCount(value as object) === 1 && PLAIN_UUID.test(id) ? { id } : undefined;
+});
+const WAIT_SECONDS = /^\d{1,2}$/;
+export const WaitQuery = withFastPath(WaitQuerySchema, (value) => {
+  const keys = keyCount(value as object);
+  if (keys === 0) return {};
+  const { wait } = value as { wait?: unknown };
+  if (keys !== 1 || typeof wait !== "string" || !WAIT_SECONDS.test(wait)) return undefined;
+  const seconds = Number(wait);
+  return seconds <= MAX_WAIT_SECONDS ? { wait: seconds } : undefined;
+});
 
 const tags = ["decisions"];
 const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });

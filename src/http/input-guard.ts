@@ -24,7 +24,8 @@ export const isStorableText = (text: string) => !UNSTORABLE.test(text);
  * would otherwise be a silent change or a 500. The body stays cached for the route's validator.
  */
 export function inputGuard(): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
+  // Not async: a request without a JSON body (every read) passes with no frame of its own to resume on the way out.
+  return (c, next) => {
     // A URL with no percent-escape is plain ASCII as sent: it cannot decode to NUL or a surrogate.
     if (c.req.url.includes("%")) {
       const values = [
@@ -35,8 +36,8 @@ export function inputGuard(): MiddlewareHandler<AppEnv> {
         if (items.some((item) => UNSTORABLE.test(item))) throw validationFailed([unstorableString(path)]);
       }
     }
-    if (JSON_MEDIA_TYPE.test(c.req.header("content-type") ?? "")) await checkJsonBody(c);
-    await next();
+    if (JSON_MEDIA_TYPE.test(c.req.header("content-type") ?? "")) return checkJsonBody(c).then(() => next());
+    return next();
   };
 }
 

@@ -15,15 +15,16 @@ export function requestLogger(logger: Logger, now: () => number = () => performa
     c.set("logger", log);
     await next();
     const status = c.res.status;
-    const fields = {
+    const level = status >= 500 ? "error" : "info";
+    // Below the configured level the line would be dropped: it is not built at all.
+    if (!log.enabled(level)) return;
+    log[level]("request", {
       method: c.req.method,
       route: matchedRoute(c),
       status,
       duration_ms: Math.round((now() - started) * 100) / 100,
       key_id: c.get("principal")?.keyId,
-    };
-    if (status >= 500) log.error("request", fields);
-    else log.info("request", fields);
+    });
   };
 }
 
@@ -41,9 +42,7 @@ export function matchedRoute(c: Parameters<typeof routePath>[0]): string | undef
  * is what idempotency keys are for.
  */
 export function requestTimeout(timeoutMs: number): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    // MCP tool calls wait for verdicts as long-polls do, bounded by the tools themselves.
-    if (c.req.path.endsWith("/stream") || c.req.query("wait") !== undefined || c.req.path === "/mcp") return next();
+  const bounded = async (next: () => Promise<void>) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -68,4 +67,8 @@ export function requestTimeout(timeoutMs: number): MiddlewareHandler<AppEnv> {
       clearTimeout(timer);
     }
   };
+  // Not async itself: a long-poll (thousands answered at once) passes with no frame of its own to resume.
+  return (c, next) =>
+    // MCP tool calls wait for verdicts as long-polls do, bounded by the tools themselves.
+    c.req.path.endsWith("/stream") || c.req.query("wait") !== undefined || c.req.path === "/mcp" ? next() : bounded(next);
 }

@@ -1,9 +1,11 @@
 import { createRoute, OpenAPIHono, type RouteConfig } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { type Permission, requirePermission } from "../auth/rbac";
 import type { AppEnv } from "./env";
 import { errorResponses, issueDetails, validationFailed } from "./errors";
 import { inputGuard } from "./input-guard";
+import { asOneLayer } from "./one-layer";
 
 /**
  * Declares a route with the permission it needs. The permission is enforced (requirePermission runs
@@ -15,11 +17,15 @@ import { inputGuard } from "./input-guard";
 export function defineRoute<const R extends RouteConfig & { operationId: string }>(access: Permission | "public", config: R): R {
   // Input that no schema should have to think of (NUL, invalid UTF-8, deep nesting) is refused after
   // the permission check, before the route's own middleware and schemas.
-  const own = [inputGuard(), ...(config.middleware ? [config.middleware].flat() : [])];
+  const own = config.middleware ? [config.middleware].flat() : [];
   const isPublic = access === "public";
+  // The permission check and the input guard act only on the way in: one layer between them.
+  const guard = isPublic
+    ? inputGuard()
+    : asOneLayer<AppEnv>(requirePermission(access) as unknown as MiddlewareHandler<AppEnv>, inputGuard());
   return createRoute({
     ...config,
-    middleware: isPublic ? own : [requirePermission(access), ...own],
+    middleware: [guard, ...own],
     security: isPublic ? [] : [{ ApiKey: [] }, { BearerAuth: [] }],
     "x-permission": access,
     responses: { ...errorResponses(...answeredByMiddleware(isPublic, config)), ...config.responses },

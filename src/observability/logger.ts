@@ -48,12 +48,21 @@ const stdoutSink: LogSink = (line) => console.log(line);
 
 /** One class, so a per-request child logger is one small object, not a set of closures. */
 class JsonLogger implements Logger {
+  #bound: LogFields | undefined;
+
   constructor(
     private readonly threshold: number,
     private readonly sink: LogSink,
     private readonly now: () => Date,
-    private readonly bound: LogFields,
+    private readonly inherited: LogFields,
+    private readonly own?: LogFields,
   ) {}
+
+  /** A child's fields are merged with its parent's when it first writes (most request loggers never do). */
+  private get bound(): LogFields {
+    this.#bound ??= this.own ? { ...this.inherited, ...this.own } : this.inherited;
+    return this.#bound;
+  }
 
   private write(level: LogLevel, msg: string, fields?: LogFields) {
     if (LEVEL_RANK[level] < this.threshold) return;
@@ -80,7 +89,7 @@ class JsonLogger implements Logger {
     this.write("error", msg, fields);
   }
   child(fields: LogFields): Logger {
-    return new JsonLogger(this.threshold, this.sink, this.now, { ...this.bound, ...fields });
+    return new JsonLogger(this.threshold, this.sink, this.now, this.bound, fields);
   }
   enabled(level: LogLevel) {
     return LEVEL_RANK[level] >= this.threshold;

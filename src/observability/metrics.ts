@@ -1,6 +1,6 @@
-import type { Meter } from "@opentelemetry/api";
+import type { Attributes, Meter } from "@opentelemetry/api";
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus";
-import { MeterProvider, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
+import { MeterProvider, type MetricData, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { memoryUsage, runtimeInfo } from "../platform/runtime";
 
 /**
@@ -18,6 +18,12 @@ import { memoryUsage, runtimeInfo } from "../platform/runtime";
 export interface MetricsRegistry {
   /** the meter every module instruments with */
   readonly meter: Meter;
+  /**
+   * Adds metrics kept outside the meter, read at each scrape and exported like the meter's own (same
+   * naming rules). For per-request figures, where an instrument's per-call attribute hashing costs
+   * more than the request's own work: see http-metrics.ts.
+   */
+  addSource(source: () => MetricData[]): void;
   /** the current values in the Prometheus text exposition format */
   render(): Promise<string>;
   shutdown(): Promise<void>;
@@ -44,11 +50,18 @@ export function createMetricsRegistry(options: MetricsOptions): MetricsRegistry 
   const provider = new MeterProvider({ readers: [exporter] });
   const meter = provider.getMeter("arbiter", options.version);
   registerProcessMetrics(meter, options);
+  const sources: (() => MetricData[])[] = [];
   return {
     meter,
+    addSource: (source) => void sources.push(source),
     async render() {
       const { resourceMetrics } = await exporter.collect();
-      return serializer.serialize(withUnitSuffixes(resourceMetrics));
+      const metrics = sources.flatMap((source) => source());
+      const all = {
+        ...resourceMetrics,
+        scopeMetrics: [...resourceMetrics.scopeMetrics, { scope: { name: "arbiter", version: options.version }, metrics }],
+      };
+      return serializer.serialize(withUnitSuffixes(all));
     },
     shutdown: () => provider.shutdown(),
   };
@@ -107,12 +120,51 @@ function registerProcessMetrics(meter: Meter, options: MetricsOptions): void {
     });
 }
 
-/** Cache lookups by outcome, one pair of counters every cached read shares (labelled by what is cached). */
-export function cacheInstruments(meter: Meter) {
+/** A counter's `add`: what the cache instruments offer their callers. */
+export interface CountingInstrument {
+  add(value: number, attributes?: Attributes): void;
+}
+
+const cacheInstrumentsByMeter = new WeakMap<Meter, { hits: CountingInstrument; misses: CountingInstrument }>();
+
+/**
+ * Cache lookups by outcome, one pair of counters every cached read shares (labelled by what is
+ * cached). A cached read is the cheapest request there is, so its count is a plain number per label
+ * set, read by an observable counter of the same name at each scrape: a synchronous counter would
+ * hash (sort and serialise) the labels on every hit. Callers pass a constant label object, which
+ * is then looked up by identity.
+ */
+export function cacheInstruments(meter: Meter): { hits: CountingInstrument; misses: CountingInstrument } {
+  let instruments = cacheInstrumentsByMeter.get(meter);
+  if (!instruments) {
+    instruments = {
+      hits: plainCounter(meter, "arbiter.cache.hits", "Cache reads answered from the cache"),
+      misses: plainCounter(meter, "arbiter.cache.misses", "Cache reads that went to the database (absent entry or cache unavailable)"),
+    };
+    cacheInstrumentsByMeter.set(meter, instruments);
+  }
+  return instruments;
+}
+
+function plainCounter(meter: Meter, name: string, description: string): CountingInstrument {
+  /** per label set (by content), its labels and count */
+  const series = new Map<string, { attributes: Attributes; value: number }>();
+  /** label objects already seen → their series, so a constant label object costs one lookup */
+  const byObject = new WeakMap<Attributes, { attributes: Attributes; value: number }>();
+  const none: Attributes = {};
+  meter.createObservableCounter(name, { description }).addCallback((result) => {
+    for (const { attributes, value } of series.values()) result.observe(value, attributes);
+  });
   return {
-    hits: meter.createCounter("arbiter.cache.hits", { description: "Cache reads answered from the cache" }),
-    misses: meter.createCounter("arbiter.cache.misses", {
-      description: "Cache reads that went to the database (absent entry or cache unavailable)",
-    }),
+    add(value, attributes = none) {
+      let entry = byObject.get(attributes);
+      if (!entry) {
+        const key = JSON.stringify(Object.entries(attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+        entry = series.get(key);
+        if (!entry) series.set(key, (entry = { attributes: { ...attributes }, value: 0 }));
+        byObject.set(attributes, entry);
+      }
+      entry.value += value;
+    },
   };
 }

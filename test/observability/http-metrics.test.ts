@@ -12,7 +12,7 @@ describe("HTTP metrics middleware", () => {
   test("counts 5xx answers as errors, by route template, and odd methods as _OTHER", async () => {
     const registry = createMetricsRegistry({ version: "test" });
     const app = new Hono<AppEnv>();
-    app.use(httpMetrics(registry.meter));
+    app.use(httpMetrics(registry));
     app.get("/boom/:id", () => {
       throw new Error("handler failed");
     });
