@@ -57,7 +57,12 @@ describe("STREAMS_PER_KEY_MAX", () => {
   test("a long-poll answered by the verdict releases its hold", async () => {
     const decision = await createDecision(t);
     const polls = [0, 1].map(() => t.request(`/v1/decisions/${decision.id}?wait=30`, { as: "service" }));
-    await waitFor(() => held("service") === MAX, "both long-polls held");
+    // A poll that answers before the verdict would leave its place early: say what it answered.
+    const early: string[] = [];
+    for (const poll of polls) void poll.then(async (res) => early.push(`${res.status} ${await res.clone().text()}`));
+    await waitFor(() => held("service") === MAX, "both long-polls held").catch((error: Error) => {
+      throw new Error(`${error.message} (held ${held("service")}; answered early: ${early.join(" | ") || "none"})`);
+    });
     expect((await t.request(`/v1/decisions/${decision.id}/approve`, { method: "POST", as: "operator", json: {} })).status).toBe(200);
     for (const res of await Promise.all(polls)) expect(((await res.json()) as JsonBody).status).toBe("approved");
     await waitFor(() => held("service") === 0, "holds released after the verdict");
