@@ -119,12 +119,20 @@ function repeatsAnId(events: TelemetryEventInput[]): boolean {
   return false;
 }
 
+/**
+ * JSON text as a COPY field. JSON.stringify escapes every control character (tab, newline and
+ * carriage return among them), so only its backslashes need escaping for COPY.
+ */
+const copyJson = (json: string) => (json.includes("\\") ? json.replaceAll("\\", "\\\\") : json);
+
 /** The rows as COPY text, in COPY_COLUMNS order. */
 function copyText(rows: EventRow[], ingestedBy: string | undefined, receivedAt: string): string {
   const tail = `\t${ingestedBy ? copyField(ingestedBy) : COPY_NULL}\t${receivedAt}\n`;
   let text = "";
   for (const row of rows) {
-    text += `${copyField(row.id)}\t${copyField(row.type)}\t${copyField(row.source)}\t${row.severity}\t${row.occurred_at}\t${copyField(JSON.stringify(row.attributes))}\t${row.trace_id === null ? COPY_NULL : copyField(row.trace_id)}${tail}`;
+    // The schema already limits ids, types and sources to characters COPY does not treat specially;
+    // copyField keeps that from being an assumption.
+    text += `${copyField(row.id)}\t${copyField(row.type)}\t${copyField(row.source)}\t${row.severity}\t${row.occurred_at}\t${copyJson(JSON.stringify(row.attributes))}\t${row.trace_id === null ? COPY_NULL : copyField(row.trace_id)}${tail}`;
   }
   return text;
 }
