@@ -88,6 +88,17 @@ function machineTicks() {
   const total = fields.reduce((sum, n) => sum + n, 0);
   return { busy: total - idle, total };
 }
+/** CPU ticks of every process now, with its command line (who else is busy in a window) */
+function allProcesses(): Map<number, { ticks: number; name: string }> {
+  const seen = new Map<number, { ticks: number; name: string }>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    const ticks = ticksOf(pid);
+    if (ticks > 0) seen.set(pid, { ticks, name: cmdline(pid).slice(0, 60) });
+  }
+  return seen;
+}
 /** CPU seconds over a window: the server, the database's backends (their set read at both ends), the writers. */
 function cpuWindow(serverPid: number | undefined, database: string) {
   const before = new Map<number, number>();
@@ -99,7 +110,14 @@ function cpuWindow(serverPid: number | undefined, database: string) {
   for (const pid of [...start.backends, ...start.writers]) before.set(pid, ticksOf(pid));
   const t0 = performance.now();
   const machine0 = machineTicks();
+  const all0 = allProcesses();
   return () => {
+    const all1 = allProcesses();
+    const busiest = [...all1]
+      .map(([pid, p]) => ({ pid, name: p.name, ticks: p.ticks - (all0.get(pid)?.ticks ?? 0) }))
+      .filter((p) => p.ticks > 0)
+      .sort((a, b) => b.ticks - a.ticks)
+      .slice(0, 4);
     const end = read();
     const machine1 = machineTicks();
     const seconds = (performance.now() - t0) / 1000;
@@ -111,6 +129,7 @@ function cpuWindow(serverPid: number | undefined, database: string) {
       writers: delta(end.writers),
       /** the whole machine's busy share, every process of every session (2 cores = 200%) */
       machine_pct: Math.round(((machine1.busy - machine0.busy) / (machine1.total - machine0.total)) * 100 * cpus().length),
+      busiest: busiest.map((p) => `${p.pid} ${Math.round((p.ticks / TICKS / ((performance.now() - t0) / 1000)) * 100)}% ${p.name}`),
     };
   };
 }
@@ -125,6 +144,7 @@ interface Row {
   server_cpu_pct: number;
   pg_cpu_pct: number;
   machine_pct: number;
+  busiest?: string[];
   p50_ms?: number;
   p99_ms?: number;
 }
@@ -196,6 +216,7 @@ async function main() {
         server_cpu_pct: Math.round((cpu.server / cpu.seconds) * 100),
         pg_cpu_pct: Math.round((cpu.backends / cpu.seconds) * 100),
         machine_pct: cpu.machine_pct,
+        busiest: cpu.busiest,
         ...extra,
       };
       rows.push(row);
