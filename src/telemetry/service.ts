@@ -77,14 +77,19 @@ export async function ingestEvents(
     attributes: event.attributes,
     trace_id: event.trace_id ?? null,
   }));
+  // Batches that share ids and arrive together wait for each other's uncommitted rows. Taken in one
+  // order (by id) they cannot wait in a cycle, which PostgreSQL would end by failing one of them
+  // (deadlock detected). Generated ids already ascend; only a batch with ids of the caller's is sorted.
+  if (events.some((event) => event.id !== undefined)) rows.sort(byId);
   let accepted: number | undefined;
   if (deps.copyIn && !repeatsAnId(events)) {
     try {
       await deps.copyIn("telemetry_events", COPY_COLUMNS, copyText(rows, ingestedBy, receivedAt));
       accepted = rows.length;
     } catch (error) {
-      // An id already stored (or being stored by a concurrent request): the INSERT below skips it.
-      if (!errorCodes(error).includes(UNIQUE_VIOLATION)) throw error;
+      // An id already stored, or being stored by a concurrent request: the INSERT below skips it. The
+      // COPY was rolled back whole, so a deadlock (with some other writer) is retried the same way.
+      if (!errorCodes(error).some((code) => COPY_FALLBACK_CODES.has(code))) throw error;
       deps.logger.debug("telemetry batch holds a stored id; inserting it skipping known ids", { events: rows.length });
     }
   }
@@ -95,7 +100,9 @@ export async function ingestEvents(
   return { received: rows.length, accepted, duplicates };
 }
 
-const UNIQUE_VIOLATION = "23505";
+/** unique_violation, deadlock_detected */
+const COPY_FALLBACK_CODES = new Set(["23505", "40P01"]);
+const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 const COPY_COLUMNS = ["id", "type", "source", "severity", "occurred_at", "attributes", "trace_id", "ingested_by", "created_at"] as const;
 
 interface EventRow {

@@ -217,6 +217,23 @@ describe(`POST /v1/telemetry/events — the ${usingRealPostgres() ? "COPY" : "IN
     expect(await storedRows("after-boom-")).toHaveLength(16 * 200);
   });
 
+  test("the same ids sent at once by several requests, in opposite orders, are stored once and counted once", async () => {
+    for (let round = 0; round < 3; round++) {
+      const ids = Array.from({ length: 500 }, (_, i) => `race-${round}-${i}`);
+      const batches = [ids, [...ids].reverse(), ids, [...ids].reverse()].map((order) => order.map((id) => event({ id })));
+      const answers = await Promise.all(
+        batches.map(async (batch) => {
+          const res = await post(batch);
+          return { status: res.status, body: (await res.json()) as { accepted: number; duplicates: number } };
+        }),
+      );
+      expect(answers.map((a) => a.status)).toEqual([202, 202, 202, 202]);
+      expect(answers.reduce((sum, a) => sum + a.body.accepted, 0)).toBe(500);
+      expect(answers.reduce((sum, a) => sum + a.body.duplicates, 0)).toBe(1500);
+      expect(await storedRows(`race-${round}-`)).toHaveLength(500);
+    }
+  });
+
   test("NUL in attributes is refused before the database sees it", async () => {
     const res = await post([event({ source: "nul", attributes: { text: "a\u0000b" } })]);
     expect(res.status).toBe(400);
