@@ -3,7 +3,8 @@
  * wrk connections, a pool of 10), for comparing checkouts of the server against each other and
  * against the COPY ceiling, in interleaved rounds, on an existing PostgreSQL and Redis.
  *
- *   B3_PG_URL=postgres://postgres@127.0.0.1:5432/postgres   a server to create scratch databases on
+ *   B3_PG_URL=postgres://postgres@127.0.0.1:5432/postgres   a server to create scratch databases on,
+ *                                                           or `own` for a throwaway cluster like bench/run.ts's
  *   B3_REDIS_URL=redis://127.0.0.1:6379
  *   B3_ROOTS=before=/tmp/b3-before,after=.                   checkouts to measure (label=path)
  *   B3_ROUNDS=3 B3_SECONDS=8 B3_WARMUP=2
@@ -21,10 +22,22 @@ import { join, resolve } from "node:path";
 import { finished } from "node:stream/promises";
 import postgres from "postgres";
 import { createScratchDatabase } from "../test/helpers/db";
-import { arbiterEnv, freePort, newKeys, readyPass, removeDir, type Server, spawnArbiter, tempDir, waitUntilReady } from "./lib/stack";
+import {
+  arbiterEnv,
+  freePort,
+  newKeys,
+  readyPass,
+  removeDir,
+  type Server,
+  spawnArbiter,
+  startPostgres,
+  tempDir,
+  waitUntilReady,
+} from "./lib/stack";
 import { postScript, runWrk } from "./lib/wrk";
 
-const PG_URL = process.env.B3_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+/** `own`: a throwaway cluster like bench/run.ts starts (initdb, shared_buffers 256MB) */
+const PG_SETTING = process.env.B3_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const REDIS_URL = process.env.B3_REDIS_URL ?? "redis://127.0.0.1:6379";
 const ROUNDS = Number(process.env.B3_ROUNDS ?? 3);
 const SECONDS = Number(process.env.B3_SECONDS ?? 8);
@@ -165,9 +178,11 @@ async function main() {
   const script = postScript(dir, "b3", body);
   const targets: { label: string; server: Server; db: string; url: string; drop(): Promise<void>; key: string }[] = [];
   const rows: Row[] = [];
+  const cluster = PG_SETTING === "own" ? await startPostgres() : undefined;
+  const pgUrl = cluster?.url ?? PG_SETTING;
   try {
     for (const { label, root } of ROOTS) {
-      const scratch = await createScratchDatabase(PG_URL);
+      const scratch = await createScratchDatabase(pgUrl);
       const keys = newKeys();
       const port = await freePort();
       const env = arbiterEnv(keys, port, { DATABASE_URL: scratch.url, REDIS_URL, DATABASE_POOL_MAX: String(POOL) });
@@ -272,6 +287,7 @@ async function main() {
   } finally {
     for (const t of targets) await t.server.stop();
     for (const t of targets) await t.drop().catch(() => {});
+    await cluster?.stop();
     removeDir(dir);
   }
   // Summary: medians per label
