@@ -47,9 +47,10 @@ export function telemetryInstruments(meter: Meter) {
  *
  * On PostgreSQL the rows are streamed with one COPY, the cheapest way in for the server (no
  * statement to unpack, no speculative insertion per row). COPY cannot skip a stored id: it fails
- * whole on a unique violation, and the batch then goes through the conflict-safe INSERT instead, so a
- * retried batch costs a failed COPY (cut short at its first known id) plus the INSERT. A batch that
- * repeats an id within itself goes straight to the INSERT. PGlite always takes the INSERT.
+ * whole on a unique violation (or a deadlock), and the batch then goes through the conflict-safe
+ * INSERT instead, so a retried batch costs a failed COPY (cut short at its first known id) plus the
+ * INSERT. A batch that repeats an id within itself goes straight to the INSERT. PGlite always takes
+ * the INSERT. Either way one statement writes the batch: a 2xx means it is committed.
  */
 export async function ingestEvents(
   deps: TelemetryDeps,
@@ -90,7 +91,10 @@ export async function ingestEvents(
       // An id already stored, or being stored by a concurrent request: the INSERT below skips it. The
       // COPY was rolled back whole, so a deadlock (with some other writer) is retried the same way.
       if (!errorCodes(error).some((code) => COPY_FALLBACK_CODES.has(code))) throw error;
-      deps.logger.debug("telemetry batch holds a stored id; inserting it skipping known ids", { events: rows.length });
+      deps.logger.debug("telemetry COPY met a stored id (or a deadlock); inserting the batch skipping known ids", {
+        events: rows.length,
+        code: errorCodes(error)[0],
+      });
     }
   }
   accepted ??= await insertSkippingKnownIds(deps.db, rows, ingestedBy, receivedAt);
