@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statfsSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { finished } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
@@ -24,7 +25,27 @@ export interface DatabaseHandle {
   close(): Promise<void>;
   /** bytes free to the database's files, when they are ours to watch (embedded PGlite with a data directory) */
   freeBytes?(): number;
+  /**
+   * Streams rows into a table with one `COPY table (columns) FROM STDIN` (text format: `text` is
+   * whole lines, fields escaped by copyField, `\N` for NULL). One statement, so all or nothing;
+   * it has committed when the promise resolves, and a failure (a unique violation, say) rejects it
+   * with the server's error. PostgreSQL only: PGlite has no COPY from the client.
+   */
+  copyIn?(table: string, columns: readonly string[], text: string): Promise<void>;
 }
+
+const COPY_SPECIAL = /[\\\n\r\t]/;
+const COPY_SPECIAL_ALL = /[\\\n\r\t]/g;
+const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+/**
+ * A value as a field of COPY's text format: backslash, newline, carriage return and tab escaped
+ * (nothing else is special there; `\N` alone is NULL, and an escaped backslash cannot form it).
+ * NUL cannot be sent at all; the input guard refuses it before any route sees it.
+ */
+export const copyField = (value: string): string =>
+  COPY_SPECIAL.test(value) ? value.replace(COPY_SPECIAL_ALL, (ch) => COPY_ESCAPES[ch]!) : value;
+/** NULL in COPY's text format */
+export const COPY_NULL = "\\N";
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));
 
@@ -190,8 +211,28 @@ export async function openPostgres(options: PostgresOptions): Promise<DatabaseHa
         await lock.end({ timeout: 5 });
       }
     },
+    async copyIn(table, columns, text) {
+      const statement = `copy ${quoteIdentifier(table)} (${columns.map(quoteIdentifier).join(", ")}) from stdin`;
+      // A connection of its own: postgres.js pipelines queries onto busy connections, and a query sent
+      // behind the COPY before its data would land inside the COPY stream (the server then drops the
+      // connection: "unexpected message type during COPY").
+      const reserved = await client.reserve();
+      try {
+        const writable = await reserved.unsafe(statement).writable();
+        // finished() below reports the error; a late second one (the connection dropped) must not be unhandled.
+        writable.on("error", () => {});
+        writable.end(text);
+        // Settles on the server's answer: CommandComplete (committed) or its error (postgres.js is patched
+        // for the error after the data was sent, which otherwise never settled: see patches/).
+        await finished(writable);
+      } finally {
+        reserved.release();
+      }
+    },
     async close() {
       await client.end({ timeout: 5 });
     },
   };
 }
+
+const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`;

@@ -70,8 +70,8 @@ export function parseCheckedJson(text: string, what: string, path: string): unkn
   } catch {
     throw badRequest("malformed_json", `${what} is not valid JSON`);
   }
-  const problem = unstorableAt(value, path);
-  if (problem) throw validationFailed([problem]);
+  const problem = unstorableIn(value);
+  if (problem) throw validationFailed([problem.detail(path)]);
   return value;
 }
 
@@ -99,25 +99,50 @@ function nestsDeeperThan(text: string, limit: number): boolean {
   return false;
 }
 
+/** A value that cannot be stored as sent, found at `segments` below the root (innermost first). */
+interface Unstorable {
+  segments: string[];
+  detail(root: string): { path: string; message: string; code: string };
+}
+
+function unstorable(make: (path: string) => { path: string; message: string; code: string }, segment?: string): Unstorable {
+  const segments = segment === undefined ? [] : [segment];
+  return { segments, detail: (root) => make([root, ...[...segments].reverse()].join(".")) };
+}
+const outOfRange = (path: string) => ({ path, message: "number is out of range (beyond ±1.7976931348623157e308)", code: "too_big" });
+const protoKey = (path: string) => ({ path, message: "the key __proto__ is not accepted", code: "invalid_key" });
+
 /**
- * The first value that cannot be stored as sent, as a validation detail: a string (value or key)
- * holding NUL or an unpaired surrogate, or a number beyond double range (JSON.parse makes 1e309
- * Infinity, which JSON.stringify would then write as null). Undefined when there is none.
+ * The first value that cannot be stored as sent: a string (value or key) holding NUL or an unpaired
+ * surrogate, or a number beyond double range (JSON.parse makes 1e309 Infinity, which JSON.stringify
+ * would then write as null). Undefined when there is none. Its path is built only once it is found,
+ * on the way back up: a 1,000-event batch holds some 10,000 values, and none of them needs one.
  */
-function unstorableAt(value: unknown, path: string): { path: string; message: string; code: string } | undefined {
-  if (typeof value === "string" && UNSTORABLE.test(value)) return unstorableString(path);
-  if (typeof value === "number" && !Number.isFinite(value)) {
-    return { path, message: "number is out of range (beyond ±1.7976931348623157e308)", code: "too_big" };
-  }
+function unstorableIn(value: unknown): Unstorable | undefined {
+  if (typeof value === "string") return UNSTORABLE.test(value) ? unstorable(unstorableString) : undefined;
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : unstorable(outOfRange);
   if (value === null || typeof value !== "object") return undefined;
-  for (const [key, item] of Object.entries(value)) {
-    const itemPath = `${path}.${key}`;
-    if (UNSTORABLE.test(key)) return unstorableString(itemPath);
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index++) {
+      const found = unstorableIn(value[index]);
+      if (found) {
+        found.segments.push(String(index));
+        return found;
+      }
+    }
+    return undefined;
+  }
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (UNSTORABLE.test(key)) return unstorable(unstorableString, key);
     // Copying a parsed object (as every schema does) turns a `__proto__` key into a prototype: the
     // field would vanish from what is stored and hashed, so the caller's data would change silently.
-    if (key === "__proto__") return { path: itemPath, message: "the key __proto__ is not accepted", code: "invalid_key" };
-    const found = unstorableAt(item, itemPath);
-    if (found) return found;
+    if (key === "__proto__") return unstorable(protoKey, key);
+    const found = unstorableIn(record[key]);
+    if (found) {
+      found.segments.push(key);
+      return found;
+    }
   }
   return undefined;
 }

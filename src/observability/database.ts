@@ -23,7 +23,7 @@ function operationName(sqlText: string): string {
 /**
  * Times every statement the handle's Drizzle database runs (`db.client.operation.duration`, seconds,
  * by operation) and whole transactions (operation `transaction`: the statements inside one run on
- * a transaction-scoped session, so they are counted as the transaction's time), and counts the
+ * a transaction-scoped session, so they are counted as the transaction's time) and COPYs (`copy`), and counts the
  * statements in flight, which is how much of the pool is in use (`arbiter.db.queries.active`
  * against `db.client.connection.max`). It wraps this one handle's session, so apps sharing a
  * process keep their own figures.
@@ -64,4 +64,7 @@ export function instrumentDatabase(handle: DatabaseHandle, meter: Meter, poolMax
   };
   const transaction = session.transaction.bind(session);
   session.transaction = (...args) => timed("transaction", () => transaction(...args));
+  // COPY goes to the driver directly, past Drizzle's session.
+  const copyIn = handle.copyIn?.bind(handle);
+  if (copyIn) handle.copyIn = (...args) => timed("copy", () => copyIn(...args));
 }

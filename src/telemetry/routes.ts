@@ -76,6 +76,7 @@ const getSeries = defineRoute("telemetry:read", {
 export function telemetryRoutes(deps: AppDeps) {
   const service: TelemetryDeps = {
     db: deps.database.db,
+    copyIn: deps.database.copyIn,
     cache: deps.cache,
     clock: deps.clock,
     logger: deps.logger,

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startTestApp, type TestApp } from "../helpers/app";
+import { usingRealPostgres } from "../helpers/db";
 import { scrape, total } from "../observability/exposition";
 
 // Per file: Bun applies a preload's default timeout to the first file of a run only.
@@ -67,11 +68,11 @@ describe("POST /v1/telemetry/events — batches and idempotency", () => {
     expect(new Set(stored.data.map((e) => e.id)).size).toBe(2);
   });
 
-  test("1,000 events go in one INSERT round trip, not one per event", async () => {
-    // The batch is one `with … insert` statement; authentication may add a plain insert or two.
+  test("1,000 events go in one round trip (COPY or INSERT), not one per event", async () => {
+    // The batch is one COPY (PostgreSQL) or one `with … insert` statement; authentication may add a plain insert or two.
     const writes = async () => {
       const { samples } = await scrape(t);
-      return (["insert", "with"] as const).reduce(
+      return (["insert", "with", "copy"] as const).reduce(
         (sum, name) => sum + total(samples, "db_client_operation_duration_seconds_count", { db_operation_name: name }),
         0,
       );
@@ -86,6 +87,157 @@ describe("POST /v1/telemetry/events — batches and idempotency", () => {
     const page = await list("source=bulk&limit=500");
     expect(page.data).toHaveLength(500);
     expect(page.next_cursor).not.toBeNull();
+  });
+});
+
+const ops = async (name: string) =>
+  total((await scrape(t)).samples, "db_client_operation_duration_seconds_count", { db_operation_name: name });
+const storedRows = async (idPrefix: string) => {
+  const { telemetryEvents } = await import("../../src/db/schema");
+  const { like } = await import("drizzle-orm");
+  return t.deps.database.db
+    .select()
+    .from(telemetryEvents)
+    .where(like(telemetryEvents.id, `${idPrefix}%`));
+};
+
+// On PostgreSQL a batch is COPYed (text format), falling back to INSERT … ON CONFLICT DO NOTHING on a
+// unique violation; PGlite always INSERTs. These hold on both.
+describe(`POST /v1/telemetry/events — the ${usingRealPostgres() ? "COPY" : "INSERT"} path`, () => {
+  test("text that COPY's format treats specially round-trips exactly", async () => {
+    const hostile = {
+      tab: "a\tb",
+      newline: "line1\nline2\r\nline3\r",
+      backslashes: "C:\\path\\to\\file \\N \\. \\\\",
+      nullMarker: "\\N",
+      endOfData: "\\.",
+      lonelyEndOfData: "\n\\.\n",
+      escapes: "\\t\\n\\r\\b\\f\\v\\x41\\101\\u0041",
+      quotes: `"double" 'single' \\"escaped\\"`,
+      json: '{"nested": "not an object", "esc": "\\u0000 is text here"}',
+      unicode: "żółć — 漢字 — 🙂 — \u2028\u2029 — \u00a0",
+      control: "\u0001\u0007\u001b[31m\u007f",
+      "key\twith\ntab\\and newline": "value",
+      "\\N": null,
+      empty: "",
+      list: ["\t", "\n", "\\", ["\\\\N"]],
+      numbers: [0, -1.5, 1e300, 123456789012345],
+      flags: [true, false, null],
+    };
+    const batch = [
+      event({ id: "hostile-1", source: "hostile", attributes: hostile }),
+      event({ id: "hostile-2", source: "hostile", attributes: { only: "\\" } }),
+      event({ source: "hostile", attributes: { "\t": "\t\\N\t" } }),
+    ];
+    const res = await post(batch);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ received: 3, accepted: 3, duplicates: 0 });
+    const stored = await list("source=hostile");
+    const byId = new Map(stored.data.map((e) => [e.id, e as unknown as { attributes: unknown }]));
+    expect(byId.get("hostile-1")?.attributes).toEqual(hostile);
+    expect(byId.get("hostile-2")?.attributes).toEqual({ only: "\\" });
+    const generated = stored.data.find((e) => !e.id.startsWith("hostile-")) as unknown as { attributes: unknown };
+    expect(generated.attributes).toEqual({ "\t": "\t\\N\t" });
+  });
+
+  test("ids already stored and ids repeated in the batch are counted once each, across batches", async () => {
+    const first = await post([event({ id: "dup-a" }), event({ id: "dup-b" }), event()]);
+    expect(await first.json()).toEqual({ received: 3, accepted: 3, duplicates: 0 });
+    // dup-a stored before, dup-c twice in this batch, two without ids
+    const second = await post([event(), event({ id: "dup-c" }), event({ id: "dup-a" }), event({ id: "dup-c" }), event()]);
+    expect(second.status).toBe(202);
+    expect(await second.json()).toEqual({ received: 5, accepted: 3, duplicates: 2 });
+    // the whole second batch again, and one new id
+    const third = await post([event({ id: "dup-c" }), event({ id: "dup-a" }), event({ id: "dup-b" }), event({ id: "dup-d" })]);
+    expect(await third.json()).toEqual({ received: 4, accepted: 1, duplicates: 3 });
+    expect((await storedRows("dup-")).map((row) => row.id).sort()).toEqual(["dup-a", "dup-b", "dup-c", "dup-d"]);
+  });
+
+  test("a stored id at the end of a large batch: the rest is stored once, nothing twice", async () => {
+    expect((await post([event({ id: "late-999" })])).status).toBe(202);
+    const copiesBefore = await ops("copy");
+    const batch = Array.from({ length: 1000 }, (_, i) => event({ id: `late-${i}`, attributes: { i } }));
+    const res = await post(batch);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ received: 1000, accepted: 999, duplicates: 1 });
+    const rows = await storedRows("late-");
+    expect(rows).toHaveLength(1000);
+    expect(new Set(rows.map((row) => row.id)).size).toBe(1000);
+    // On PostgreSQL the COPY was tried (and failed whole on late-999) before the INSERT.
+    expect((await ops("copy")) - copiesBefore).toBe(usingRealPostgres() ? 1 : 0);
+  });
+
+  test("an id equal to one the server generated is a duplicate, not a 500", async () => {
+    const anonymous = await post([event({ source: "collide" }), event({ source: "collide" })]);
+    expect(await anonymous.json()).toEqual({ received: 2, accepted: 2, duplicates: 0 });
+    const generated = (await list("source=collide")).data.map((e) => e.id);
+    expect(generated).toHaveLength(2);
+    const res = await post([event({ source: "collide" }), event({ id: generated[0], source: "collide" }), event({ source: "collide" })]);
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ received: 3, accepted: 2, duplicates: 1 });
+    expect((await list("source=collide")).data).toHaveLength(4);
+  });
+
+  test("a batch the database fails part-way stores nothing, and the pool keeps serving", async () => {
+    // A trigger that fails on the 700th row: the COPY (or INSERT) has written rows before it.
+    const { sql } = await import("drizzle-orm");
+    const db = t.deps.database.db;
+    await db.execute(
+      sql.raw(`
+      create function telemetry_test_explode() returns trigger language plpgsql as $$
+      begin
+        if new.attributes ? 'explode' then raise exception 'exploded at %', new.id; end if;
+        return new;
+      end $$`),
+    );
+    await db.execute(
+      sql.raw(
+        `create trigger telemetry_test_explode before insert on telemetry_events for each row execute function telemetry_test_explode()`,
+      ),
+    );
+    try {
+      const batch = Array.from({ length: 1000 }, (_, i) => event({ id: `boom-${i}`, attributes: i === 699 ? { explode: true } : { i } }));
+      const res = await post(batch);
+      expect(res.status).toBe(500);
+      expect(await storedRows("boom-")).toHaveLength(0);
+    } finally {
+      await db.execute(sql.raw("drop trigger telemetry_test_explode on telemetry_events"));
+      await db.execute(sql.raw("drop function telemetry_test_explode()"));
+    }
+    // Every pool connection still works: batches and reads at once, more of them than connections.
+    const results = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        i % 3 === 2
+          ? t.request("/v1/telemetry/events?limit=5", { as: "operator" }).then((r) => r.status)
+          : post(Array.from({ length: 200 }, (_, j) => event({ id: `after-boom-${i}-${j}`, source: "after-boom" }))).then((r) => r.status),
+      ),
+    );
+    expect(results.filter((status) => status === 202)).toHaveLength(16);
+    expect(results.filter((status) => status === 200)).toHaveLength(8);
+    expect(await storedRows("after-boom-")).toHaveLength(16 * 200);
+  });
+
+  test("the same ids sent at once by several requests, in opposite orders, are stored once and counted once", async () => {
+    for (let round = 0; round < 3; round++) {
+      const ids = Array.from({ length: 500 }, (_, i) => `race-${round}-${i}`);
+      const batches = [ids, [...ids].reverse(), ids, [...ids].reverse()].map((order) => order.map((id) => event({ id })));
+      const answers = await Promise.all(
+        batches.map(async (batch) => {
+          const res = await post(batch);
+          return { status: res.status, body: (await res.json()) as { accepted: number; duplicates: number } };
+        }),
+      );
+      expect(answers.map((a) => a.status)).toEqual([202, 202, 202, 202]);
+      expect(answers.reduce((sum, a) => sum + a.body.accepted, 0)).toBe(500);
+      expect(answers.reduce((sum, a) => sum + a.body.duplicates, 0)).toBe(1500);
+      expect(await storedRows(`race-${round}-`)).toHaveLength(500);
+    }
+  });
+
+  test("NUL in attributes is refused before the database sees it", async () => {
+    const res = await post([event({ source: "nul", attributes: { text: "a\u0000b" } })]);
+    expect(res.status).toBe(400);
+    expect((await list("source=nul")).data).toHaveLength(0);
   });
 });
 
