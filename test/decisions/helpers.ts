@@ -1,10 +1,9 @@
 import { asc, eq } from "drizzle-orm";
 import { createApiKey } from "../../src/auth/api-keys";
-import { type DatabaseHandle, openPostgres } from "../../src/db/client";
 import { decisionEvents, type Role } from "../../src/db/schema";
 import type { Clock } from "../../src/deps";
 import type { TestApp } from "../helpers/app";
-import { createScratchDatabase, openTestDatabase } from "../helpers/db";
+import { openSharedTestDatabase } from "../helpers/db";
 
 /** A clock tests move by hand, so expiry and webhook backoff need no sleeping. */
 export function manualClock(start = new Date()): Clock & { advance(ms: number): void } {
@@ -68,26 +67,8 @@ export async function auditTrail(t: TestApp, decisionId: string) {
  * Two handles on ONE database, as two replicas would have: separate pools (and LISTEN connections)
  * on real PostgreSQL; the same embedded instance on PGlite. Handles close once, from `close`.
  */
-export async function sharedDatabase(): Promise<{ first: DatabaseHandle; second: DatabaseHandle; close(): Promise<void> }> {
-  const url = process.env.DATABASE_URL;
-  const keepOpen = (handle: DatabaseHandle): DatabaseHandle => ({ ...handle, close: async () => {} });
-  if (!url) {
-    const handle = await openTestDatabase();
-    return { first: keepOpen(handle), second: keepOpen(handle), close: () => handle.close() };
-  }
-  const scratch = await createScratchDatabase(url);
-  const first = await openPostgres({ url: scratch.url, poolMax: 10 });
-  await first.migrate();
-  const second = await openPostgres({ url: scratch.url, poolMax: 10 });
-  return {
-    first: keepOpen(first),
-    second: keepOpen(second),
-    async close() {
-      await Promise.allSettled([first.close(), second.close()]);
-      await scratch.drop();
-    },
-  };
-}
+/** Two replicas' handles on one database (see openSharedTestDatabase). */
+export const sharedDatabase = openSharedTestDatabase;
 
 export interface SseEvent {
   id: string;

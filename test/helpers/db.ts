@@ -39,6 +39,35 @@ export async function openTestDatabase(): Promise<DatabaseHandle> {
   };
 }
 
+/**
+ * Two handles on one fresh, migrated database, as two replicas have: two pools on the real server,
+ * or two Drizzle databases over one embedded instance. Each keeps its own per-database state
+ * (notifier, caches, rules in force). Closing the handles is left to `close()`.
+ */
+export async function openSharedTestDatabase(): Promise<{ first: DatabaseHandle; second: DatabaseHandle; close(): Promise<void> }> {
+  const keepOpen = (handle: DatabaseHandle): DatabaseHandle => ({ ...handle, close: async () => {} });
+  const url = process.env.DATABASE_URL;
+  if (!url) {
+    template ??= migratedTemplate();
+    const instance = (await (await template).clone()) as PGlite;
+    const first = await openPglite({ instance });
+    const second = await openPglite({ instance });
+    return { first: keepOpen(first), second: keepOpen(second), close: () => first.close() };
+  }
+  const scratch = await createScratchDatabase(url);
+  const first = await openPostgres({ url: scratch.url, poolMax: 10 });
+  await first.migrate();
+  const second = await openPostgres({ url: scratch.url, poolMax: 10 });
+  return {
+    first: keepOpen(first),
+    second: keepOpen(second),
+    async close() {
+      await Promise.allSettled([first.close(), second.close()]);
+      await scratch.drop();
+    },
+  };
+}
+
 /** Creates an empty database beside the one `url` names; `drop` removes it (even with sessions open). */
 export async function createScratchDatabase(url: string): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
   const name = `arbiter_test_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;

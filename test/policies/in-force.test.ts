@@ -1,12 +1,10 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { PGlite } from "@electric-sql/pglite";
 import { eq } from "drizzle-orm";
-import { type DatabaseHandle, openPglite, openPostgres } from "../../src/db/client";
 import { policies, policyGeneration } from "../../src/db/schema";
 import { rulesInForce } from "../../src/policies/in-force";
 import { createDecision, type JsonBody } from "../decisions/helpers";
 import { startTestApp, type TestApp } from "../helpers/app";
-import { createScratchDatabase } from "../helpers/db";
+import { openSharedTestDatabase } from "../helpers/db";
 
 setDefaultTimeout(30_000);
 
@@ -19,32 +17,8 @@ let a: TestApp;
 let b: TestApp;
 let closeDatabases: () => Promise<void>;
 
-async function twoHandles(): Promise<{ first: DatabaseHandle; second: DatabaseHandle; close(): Promise<void> }> {
-  const keepOpen = (handle: DatabaseHandle): DatabaseHandle => ({ ...handle, close: async () => {} });
-  const url = process.env.DATABASE_URL;
-  if (!url) {
-    const instance = await PGlite.create();
-    const first = await openPglite({ instance });
-    await first.migrate();
-    const second = await openPglite({ instance });
-    return { first: keepOpen(first), second: keepOpen(second), close: () => first.close() };
-  }
-  const scratch = await createScratchDatabase(url);
-  const first = await openPostgres({ url: scratch.url, poolMax: 4 });
-  await first.migrate();
-  const second = await openPostgres({ url: scratch.url, poolMax: 4 });
-  return {
-    first: keepOpen(first),
-    second: keepOpen(second),
-    async close() {
-      await Promise.allSettled([first.close(), second.close()]);
-      await scratch.drop();
-    },
-  };
-}
-
 beforeAll(async () => {
-  const { first, second, close } = await twoHandles();
+  const { first, second, close } = await openSharedTestDatabase();
   closeDatabases = close;
   a = await startTestApp({ database: first });
   b = await startTestApp({ database: second });
