@@ -147,7 +147,7 @@ function cpuWindow(serverPid: number | undefined, database: string) {
       server: (end.server - start.server) / TICKS,
       backends: delta(end.backends),
       writers: delta(end.writers),
-      /** the whole machine's busy share, every process of every session (2 cores = 200%) */
+      /** the whole machine's busy share, every process on it (2 cores = 200%) */
       machine_pct: Math.round(((machine1.busy - machine0.busy) / (machine1.total - machine0.total)) * 100 * cpus().length),
       busiest: busiest.map((p) => `${p.pid} ${Math.round((p.ticks / TICKS / ((performance.now() - t0) / 1000)) * 100)}% ${p.name}`),
     };
