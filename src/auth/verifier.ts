@@ -201,8 +201,9 @@ export function createVerifier(deps: {
         await beforeSlowPath?.();
       };
       if (raw.startsWith(KEY_PREFIX)) return verifyApiKey(raw, slowPath);
-      await slowPath();
+      // A token already verified here answers from memory, as a cached key does: no throttle check.
       if (raw.split(".").length === 3) return verifyToken(raw, slowPath);
+      await slowPath();
       throw new AuthFailure("invalid_key", "the credential is neither an API key nor a service token");
     },
     forgetKey(id) {

@@ -83,17 +83,33 @@ describe("per-address limits", () => {
   test("repeated failed authentication throttles the address for any credential not already verified, until the window ends", async () => {
     clock.advance(WINDOW_MS);
     expect((await t.request("/v1/keys?limit=1", { as: "admin" })).status).toBe(200); // admin key now verified and cached
+    const issue = async () => {
+      const issued = await t.request("/v1/auth/token", { as: "admin", method: "POST" });
+      return ((await issued.json()) as { access_token: string }).access_token;
+    };
+    const [verifiedToken, unseenToken] = [await issue(), await issue()];
+    const withToken = (token: string) => t.request("/v1/keys?limit=1", { headers: { Authorization: `Bearer ${token}` } });
+    expect((await withToken(verifiedToken)).status).toBe(200); // verified and cached
     const bogus = `${t.keys.admin.slice(0, -1)}${t.keys.admin.endsWith("A") ? "B" : "A"}`;
     for (let i = 0; i < 3; i++) expect((await t.request("/v1/keys", { headers: { "X-API-Key": bogus } })).status).toBe(401);
-    for (const credential of [bogus, t.keys.readonly, "not-even-a-key"]) {
-      const throttled = await t.request("/v1/keys?limit=1", { headers: { "X-API-Key": credential } });
+    const tamperedToken = `${unseenToken.slice(0, -2)}${unseenToken.endsWith("AA") ? "BB" : "AA"}`;
+    for (const headers of [
+      { "X-API-Key": bogus },
+      { "X-API-Key": t.keys.readonly },
+      { "X-API-Key": "not-even-a-key" },
+      // A token never verified here, genuine or not, takes the slow path and is refused with the rest.
+      { Authorization: `Bearer ${unseenToken}` },
+      { Authorization: `Bearer ${tamperedToken}` },
+    ]) {
+      const throttled = await t.request("/v1/keys?limit=1", { headers });
       expect(throttled.status).toBe(429);
       expect(await errorCode(throttled)).toBe("too_many_failed_attempts");
       expect(throttled.headers.get("retry-after")).toBeTruthy();
     }
     expect(await metricValue(t, "arbiter_auth_failures_total", { reason: "invalid_key" })).toBe(3);
-    // A client that had already authenticated (sharing the address with the guesser) keeps working.
+    // A client that had already authenticated (sharing the address with the guesser) keeps working, by key or token.
     expect((await t.request("/v1/keys?limit=1", { as: "admin" })).status).toBe(200);
+    expect((await withToken(verifiedToken)).status).toBe(200);
 
     clock.advance(WINDOW_MS);
     expect((await t.request("/v1/keys?limit=1", { as: "readonly" })).status).toBe(403); // authenticated again, not permitted
