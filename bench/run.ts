@@ -471,14 +471,16 @@ async function main(): Promise<Results> {
     cleanups.push(() => pg.stop());
     const redis = await startRedis(dir);
     cleanups.push(() => redis.stop());
-    const [ceilingBun, ceilingHono, ceilingHold] = await Promise.all([
+    const [ceilingBun, ceilingHono, ceilingAnswer, ceilingHold] = await Promise.all([
       startCeiling("bun", dir),
       startCeiling("hono", dir),
+      startCeiling("answer", dir),
       startCeiling("hold", dir),
     ]);
     cleanups.push(
       () => ceilingBun!.stop(),
       () => ceilingHono!.stop(),
+      () => ceilingAnswer!.stop(),
       () => ceilingHold!.stop(),
     );
 
@@ -515,6 +517,12 @@ async function main(): Promise<Results> {
         server: ceilingHono!,
         target: { url: `${ceilingHono!.base}/`, headers: {} },
         ceiling: ceilingOf("B0-bun"),
+      }),
+      // B1's answer (its bytes and headers) with none of its work: how much of bare Hono's rate the answer itself leaves.
+      wrkScenario("B0-answer", "ceilings", "bare Hono GET answering B1's answer (1 KB JSON, B1's headers)", {
+        server: ceilingAnswer!,
+        target: { url: `${ceilingAnswer!.base}/`, headers: {} },
+        ceiling: ceilingOf("B0-hono"),
       }),
       await pgbenchScenario(pg, dir),
     );

@@ -185,8 +185,8 @@ export async function startRedis(dir: string): Promise<Server> {
   return { ...server, base: `redis://127.0.0.1:${port}` };
 }
 
-/** The ceiling servers of bench/lib/ceiling-server.ts: bare Bun.serve, a bare Hono app, B4's held requests. */
-export async function startCeiling(kind: "bun" | "hono" | "hold", dir: string): Promise<Server> {
+/** The ceiling servers of bench/lib/ceiling-server.ts: bare Bun.serve, a bare Hono app, B1's answer, B4's held requests. */
+export async function startCeiling(kind: "bun" | "hono" | "answer" | "hold", dir: string): Promise<Server> {
   const port = await freePort();
   const server = spawnServer(`ceiling-${kind}`, ["bun", "run", join(import.meta.dir, "ceiling-server.ts"), kind, String(port)], {
     env: {},
