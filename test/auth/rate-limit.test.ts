@@ -93,7 +93,7 @@ describe("per-address limits", () => {
     const bogus = `${t.keys.admin.slice(0, -1)}${t.keys.admin.endsWith("A") ? "B" : "A"}`;
     for (let i = 0; i < 3; i++) expect((await t.request("/v1/keys", { headers: { "X-API-Key": bogus } })).status).toBe(401);
     const tamperedToken = `${unseenToken.slice(0, -2)}${unseenToken.endsWith("AA") ? "BB" : "AA"}`;
-    for (const headers of [
+    for (const headers of <Record<string, string>[]>[
       { "X-API-Key": bogus },
       { "X-API-Key": t.keys.readonly },
       { "X-API-Key": "not-even-a-key" },
