@@ -3,14 +3,11 @@ import { Scalar } from "@scalar/hono-api-reference";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import { requestId } from "hono/request-id";
-import { secureHeaders } from "hono/secure-headers";
 import { authenticate, rateLimit } from "./auth/middleware";
 import { authRoutes } from "./auth/routes";
 import { createAuthRuntime } from "./auth/runtime";
 import { consoleRoutes } from "./console/routes";
 import { isDatabaseUnavailable, isStorageFull } from "./db/errors";
-import { uuidv7 } from "./db/ids";
 import { storageReserve } from "./db/storage-reserve";
 import { decisionRoutes } from "./decisions/routes";
 import type { AppDeps } from "./deps";
@@ -20,6 +17,9 @@ import type { AppEnv } from "./http/env";
 import { ApiError, errorBody, errorResponse } from "./http/errors";
 import { requestLogger, requestTimeout } from "./http/middleware";
 import { asOneLayer } from "./http/one-layer";
+import { aroundRequest } from "./http/request-hooks";
+import { requestId } from "./http/request-id";
+import { securityHeaders } from "./http/security-headers";
 import { MCP_PATH, mcpRoutes } from "./mcp/routes";
 import { integrationRoutes, notificationRoutes } from "./notify/routes";
 import { httpMetrics } from "./observability/http-metrics";
@@ -36,20 +36,8 @@ import { telemetryRoutes } from "./telemetry/routes";
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono<AppEnv>();
 
-  // What every request gets, none of which throws: one layer (see asOneLayer).
-  app.use(
-    asOneLayer(
-      requestId({
-        generator: () => uuidv7(),
-        // Accept a caller's id only when it is short and plain, so it is safe to log and echo.
-        limitLength: 128,
-      }),
-      traceContext(),
-      requestLogger(deps.logger),
-      httpMetrics(deps.metrics),
-      secureHeaders({ strictTransportSecurity: "max-age=63072000; includeSubDomains" }),
-    ),
-  );
+  // What every request gets, as hooks of one middleware (see RequestHook); none of them throws.
+  app.use(aroundRequest(requestId(), traceContext(), requestLogger(deps.logger), httpMetrics(deps.metrics), securityHeaders()));
   app.use(
     bodyLimit({
       maxSize: deps.config.BODY_LIMIT_BYTES,

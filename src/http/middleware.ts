@@ -3,28 +3,33 @@ import { routePath } from "hono/route";
 import type { Logger } from "../observability/logger";
 import type { AppEnv } from "./env";
 import { ApiError } from "./errors";
+import type { RequestHook } from "./request-hooks";
 
 /**
  * One JSON line per request, with its trace id, the route *template* (never the raw path, which may carry ids)
- * and the caller's key id when known. Headers and bodies are never logged.
+ * and the caller's key id when known. Headers and bodies are never logged. A request that failed past
+ * every error handler is logged as the 500 the server answers.
  */
-export function requestLogger(logger: Logger, now: () => number = () => performance.now()): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const started = now();
-    const log = logger.child({ request_id: c.get("requestId"), trace_id: c.get("trace")?.traceId });
-    c.set("logger", log);
-    await next();
-    const status = c.res.status;
-    const level = status >= 500 ? "error" : "info";
-    // Below the configured level the line would be dropped: it is not built at all.
-    if (!log.enabled(level)) return;
-    log[level]("request", {
-      method: c.req.method,
-      route: matchedRoute(c),
-      status,
-      duration_ms: Math.round((now() - started) * 100) / 100,
-      key_id: c.get("principal")?.keyId,
-    });
+export function requestLogger(logger: Logger, now: () => number = () => performance.now()): RequestHook<{ started: number; log: Logger }> {
+  return {
+    before(c) {
+      const log = logger.child({ request_id: c.get("requestId"), trace_id: c.get("trace")?.traceId });
+      c.set("logger", log);
+      return { started: now(), log };
+    },
+    after(c, { started, log }) {
+      const status = c.finalized ? c.res.status : 500;
+      const level = status >= 500 ? "error" : "info";
+      // Below the configured level the line would be dropped: it is not built at all.
+      if (!log.enabled(level)) return;
+      log[level]("request", {
+        method: c.req.method,
+        route: matchedRoute(c),
+        status,
+        duration_ms: Math.round((now() - started) * 100) / 100,
+        key_id: c.get("principal")?.keyId,
+      });
+    },
   };
 }
 

@@ -1,8 +1,7 @@
 import { type Attributes, ValueType } from "@opentelemetry/api";
 import { AggregationTemporality, DataPointType, type MetricData } from "@opentelemetry/sdk-metrics";
-import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "../http/env";
 import { matchedRoute } from "../http/middleware";
+import type { RequestHook } from "../http/request-hooks";
 import { HTTP_DURATION_BUCKETS, type MetricsRegistry } from "./metrics";
 
 // Any other method is reported as _OTHER (OpenTelemetry HTTP semantic conventions), bounding cardinality.
@@ -27,7 +26,10 @@ interface Series {
  * an instrument hashes (sorts and serialises) its attributes on every call, three times per request
  * here, which cost more than authenticating the request.
  */
-export function httpMetrics(registry: MetricsRegistry, now: () => number = () => performance.now()): MiddlewareHandler<AppEnv> {
+export function httpMetrics(
+  registry: MetricsRegistry,
+  now: () => number = () => performance.now(),
+): RequestHook<{ method: string; inFlight: { value: number }; started: number }> {
   // route → method → status class (1..5) → series; the route is "" when none matched.
   const series = new Map<string, Map<string, Series[]>>();
   const active = new Map<string, { value: number }>();
@@ -97,15 +99,15 @@ export function httpMetrics(registry: MetricsRegistry, now: () => number = () =>
     return metrics.filter((metric) => metric.dataPoints.length > 0);
   });
 
-  return async (c, next) => {
-    const method = KNOWN_METHODS.has(c.req.method) ? c.req.method : "_OTHER";
-    const started = now();
-    let inFlight = active.get(method);
-    if (!inFlight) active.set(method, (inFlight = { value: 0 }));
-    inFlight.value++;
-    try {
-      await next();
-    } finally {
+  return {
+    before(c) {
+      const method = KNOWN_METHODS.has(c.req.method) ? c.req.method : "_OTHER";
+      let inFlight = active.get(method);
+      if (!inFlight) active.set(method, (inFlight = { value: 0 }));
+      inFlight.value++;
+      return { method, inFlight, started: now() };
+    },
+    after(c, { method, inFlight, started }) {
       inFlight.value--;
       // A handler that threw past every error handler is answered 500 by the server.
       const status = c.finalized ? c.res.status : 500;
@@ -114,7 +116,7 @@ export function httpMetrics(registry: MetricsRegistry, now: () => number = () =>
       s.count++;
       s.sum += seconds;
       s.counts[bucketOf(seconds)]!++;
-    }
+    },
   };
 }
 

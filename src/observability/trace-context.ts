@@ -1,5 +1,4 @@
-import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "../http/env";
+import type { RequestHook } from "../http/request-hooks";
 
 /**
  * W3C Trace Context (https://www.w3.org/TR/trace-context/): a request's `traceparent` is accepted
@@ -56,21 +55,26 @@ function randomHex(bytes: number, offset: number): string {
 }
 
 /** Sets `c.var.trace` (a call made on the request's behalf continues it with `formatTraceparent(c.var.trace)`) and answers with this request's `traceparent`. */
-export function traceContext(): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const incoming = parseTraceparent(c.req.header("traceparent"));
-    const traceState = incoming ? c.req.header("tracestate")?.slice(0, 512) : undefined;
-    crypto.getRandomValues(randomBytes);
-    const trace: TraceContext = {
-      traceId: incoming?.traceId ?? randomHex(16, 8),
-      spanId: randomHex(8, 0),
-      sampled: incoming?.sampled ?? true,
-      ...(incoming ? { parentSpanId: incoming.parentSpanId } : {}),
-      ...(traceState ? { traceState } : {}),
-    };
-    c.set("trace", trace);
-    await next();
-    // On the finished response's own headers: c.header() would copy the whole response to add one.
-    c.res.headers.set("traceparent", formatTraceparent(trace));
+export function traceContext(): RequestHook<TraceContext> {
+  return {
+    before(c) {
+      const headers = c.req.raw.headers;
+      const incoming = parseTraceparent(headers.get("traceparent"));
+      const traceState = incoming ? headers.get("tracestate")?.slice(0, 512) : undefined;
+      crypto.getRandomValues(randomBytes);
+      const trace: TraceContext = {
+        traceId: incoming?.traceId ?? randomHex(16, 8),
+        spanId: randomHex(8, 0),
+        sampled: incoming?.sampled ?? true,
+        ...(incoming ? { parentSpanId: incoming.parentSpanId } : {}),
+        ...(traceState ? { traceState } : {}),
+      };
+      c.set("trace", trace);
+      return trace;
+    },
+    after(c, trace) {
+      // On the finished response's own headers: c.header() would copy the whole response to add one.
+      if (c.finalized) c.res.headers.set("traceparent", formatTraceparent(trace));
+    },
   };
 }

@@ -1,6 +1,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Hono } from "hono";
 import type { AppEnv } from "../../src/http/env";
+import { aroundRequest } from "../../src/http/request-hooks";
 import { httpMetrics } from "../../src/observability/http-metrics";
 import { createMetricsRegistry } from "../../src/observability/metrics";
 import { parseExposition, total } from "./exposition";
@@ -12,7 +13,7 @@ describe("HTTP metrics middleware", () => {
   test("counts 5xx answers as errors, by route template, and odd methods as _OTHER", async () => {
     const registry = createMetricsRegistry({ version: "test" });
     const app = new Hono<AppEnv>();
-    app.use(httpMetrics(registry));
+    app.use(aroundRequest(httpMetrics(registry)));
     app.get("/boom/:id", () => {
       throw new Error("handler failed");
     });
