@@ -45,33 +45,56 @@ export function matchedRoute(c: Parameters<typeof routePath>[0]): string | undef
  * (`?wait=`), MCP tool calls and event streams hold their connection on purpose and have bounds of their own. The
  * work itself is not cancelled: a write may still commit after its caller was told to retry, which
  * is what idempotency keys are for.
+ *
+ * One coarse timer serves every request in flight, rather than a timer and a race per request: the
+ * answer comes between `timeoutMs` and `timeoutMs` + TIMEOUT_GRANULARITY late (a tenth of it, at
+ * most 250 ms). Every deadline is the same distance from its request's start, so requests in the
+ * order they came are also in the order they expire and a sweep stops at the first still running.
  */
 export function requestTimeout(timeoutMs: number): MiddlewareHandler<AppEnv> {
-  const bounded = async (next: () => Promise<void>) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new ApiError(
-              503,
-              "request_timeout",
-              `the request did not complete within ${timeoutMs} ms; retry after the number of seconds in Retry-After`,
-              undefined,
-              {
-                "Retry-After": "1",
-              },
-            ),
-          ),
-        timeoutMs,
+  const granularityMs = Math.min(250, Math.max(1, Math.floor(timeoutMs / 10)));
+  const running = new Set<{ deadline: number; reject: (error: ApiError) => void }>();
+  let sweeper: ReturnType<typeof setInterval> | undefined;
+  const sweep = () => {
+    const now = performance.now();
+    for (const request of running) {
+      if (request.deadline > now) break;
+      running.delete(request);
+      request.reject(
+        new ApiError(
+          503,
+          "request_timeout",
+          `the request did not complete within ${timeoutMs} ms; retry after the number of seconds in Retry-After`,
+          undefined,
+          { "Retry-After": "1" },
+        ),
       );
-    });
-    try {
-      await Promise.race([next(), timedOut]);
-    } finally {
-      clearTimeout(timer);
+    }
+    if (running.size === 0) {
+      clearInterval(sweeper);
+      sweeper = undefined;
     }
   };
+  const bounded = (next: () => Promise<void>) =>
+    new Promise<void>((resolve, reject) => {
+      const request = { deadline: performance.now() + timeoutMs, reject };
+      running.add(request);
+      if (!sweeper) {
+        sweeper = setInterval(sweep, granularityMs);
+        // An idle server with nothing in flight keeps no timer; a busy one must not be kept alive by it.
+        sweeper.unref?.();
+      }
+      next().then(
+        () => {
+          running.delete(request);
+          resolve();
+        },
+        (error: unknown) => {
+          running.delete(request);
+          reject(error);
+        },
+      );
+    });
   // Not async itself: a long-poll (thousands answered at once) passes with no frame of its own to resume.
   return (c, next) =>
     // MCP tool calls wait for verdicts as long-polls do, bounded by the tools themselves.
