@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { eq } from "drizzle-orm";
-import { policies, policyGeneration } from "../../src/db/schema";
+import { and, count, eq } from "drizzle-orm";
+import type { Database } from "../../src/db/client";
+import { decisions, policies, policyGeneration } from "../../src/db/schema";
 import { rulesInForce } from "../../src/policies/in-force";
 import { createDecision, type JsonBody } from "../decisions/helpers";
 import { startTestApp, type TestApp } from "../helpers/app";
@@ -78,5 +79,83 @@ describe("rules in force, kept per process", () => {
     await createDecision(b, drop);
     await createDecision(b, drop);
     expect(await rulesInForce(b.deps.database.db)).toBe(first);
+  });
+});
+
+/**
+ * Runs `beforeEach` just before every decision-creating statement `db` executes, on the same path the
+ * app takes (its prepared statement). Here, to have another replica change the policies between the
+ * moment a decision's rules were read and the moment it is stored, as often as a test needs.
+ */
+function beforeEveryCreate(db: Database, beforeEach: () => Promise<void>) {
+  const session = db._.session as unknown as {
+    prepareQuery: (query: { sql: string }, ...rest: unknown[]) => { execute: (values: unknown) => Promise<unknown> };
+  };
+  const prepare = session.prepareQuery.bind(session);
+  session.prepareQuery = (query, ...rest) => {
+    const prepared = prepare(query, ...rest);
+    if (!/^\s*with updated as \(\s*insert into "decisions"/.test(query.sql)) return prepared;
+    const execute = prepared.execute.bind(prepared);
+    prepared.execute = async (values) => {
+      await beforeEach();
+      return execute(values);
+    };
+    return prepared;
+  };
+}
+
+describe("policies changing while a decision is created", () => {
+  test("refused under five generations in a row: 503 policies_changing, nothing stored; outlasting the changes: stored once", async () => {
+    const { first, second, close } = await openSharedTestDatabase();
+    const creator = await startTestApp({ database: first });
+    const editor = await startTestApp({ database: second });
+    try {
+      let edits = 0;
+      let intercepted = 0;
+      beforeEveryCreate(first.db, async () => {
+        intercepted++;
+        if (edits === 0) return;
+        edits--;
+        // An operator on another replica saves a rule (matching nothing here) while this one evaluates.
+        await savePolicy(editor, {
+          name: `unrelated ${crypto.randomUUID()}`,
+          expression: 'decision.kind == "other"',
+          outcome: "deny",
+          reason: "not here",
+        });
+      });
+      const storedWithTitle = async (title: string) =>
+        (
+          await first.db
+            .select({ n: count() })
+            .from(decisions)
+            .where(and(eq(decisions.title, title), eq(decisions.kind, drop.kind)))
+        )[0]!.n;
+
+      edits = 5;
+      const refused = await creator.request("/v1/decisions", {
+        method: "POST",
+        as: "service",
+        json: { ...drop, title: "refused five times" },
+      });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("retry-after")).toBe("1");
+      expect(((await refused.json()) as JsonBody).error.code).toBe("policies_changing");
+      expect(intercepted).toBe(5);
+      expect(await storedWithTitle("refused five times")).toBe(0);
+
+      edits = 2;
+      intercepted = 0;
+      const stored = await createDecision(creator, { ...drop, title: "refused twice" });
+      expect(stored.status).toBe("pending");
+      expect(intercepted).toBe(3);
+      expect(await storedWithTitle("refused twice")).toBe(1);
+      // The creator now holds the rules of the latest generation.
+      expect((await rulesInForce(first.db)).generation).toBe(await generationOf(creator));
+    } finally {
+      await creator.close();
+      await editor.close();
+      await close();
+    }
   });
 });
