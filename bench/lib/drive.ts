@@ -154,6 +154,18 @@ export function recordLatencies(result: LatencyResult, report: HoldReport, rss: 
   result.kib_per_client = round1(((rss[1]! - rss[0]!) * 1024) / result.clients);
 }
 
+/**
+ * A latency scenario's figures are those of its round with the median p99 (the lower middle one of
+ * an even count), with every round's p99 kept beside them.
+ */
+export function adoptMedianRound(result: LatencyResult, runs: LatencyResult[]) {
+  const measured = runs.filter((run) => run.p99_ms !== undefined);
+  if (measured.length === 0) return;
+  const byP99 = [...measured].sort((a, b) => a.p99_ms! - b.p99_ms!);
+  const { errors: _, ...median } = byP99[Math.floor((byP99.length - 1) / 2)]!;
+  Object.assign(result, median, { p99_rounds_ms: measured.map((run) => run.p99_ms!) });
+}
+
 export async function longPoll(server: Server, keys: Keys, ids: string[], result: LatencyResult) {
   const { report, rss } = await hold(
     {
