@@ -155,15 +155,25 @@ export function recordLatencies(result: LatencyResult, report: HoldReport, rss: 
 }
 
 /**
- * A latency scenario's figures are those of its round with the median p99 (the lower middle one of
- * an even count), with every round's p99 kept beside them.
+ * A latency scenario's timings are those of its round with the median p99 (the lower middle one of
+ * an even count), with every round's p99 kept beside them. Its memory is that of the round that
+ * grew the most: a round that follows another starts with the server's heap already grown, so its
+ * own growth understates what the scenario needs.
  */
 export function adoptMedianRound(result: LatencyResult, runs: LatencyResult[]) {
   const measured = runs.filter((run) => run.p99_ms !== undefined);
   if (measured.length === 0) return;
   const byP99 = [...measured].sort((a, b) => a.p99_ms! - b.p99_ms!);
   const { errors: _, ...median } = byP99[Math.floor((byP99.length - 1) / 2)]!;
-  Object.assign(result, median, { p99_rounds_ms: measured.map((run) => run.p99_ms!) });
+  const grewMost = measured.reduce((most, run) => ((run.extra_rss_mib ?? 0) > (most.extra_rss_mib ?? 0) ? run : most));
+  const { rss_before_mib, rss_peak_mib, extra_rss_mib, kib_per_client } = grewMost;
+  Object.assign(result, median, {
+    rss_before_mib,
+    rss_peak_mib,
+    extra_rss_mib,
+    kib_per_client,
+    p99_rounds_ms: measured.map((run) => run.p99_ms!),
+  });
 }
 
 export async function longPoll(server: Server, keys: Keys, ids: string[], result: LatencyResult) {

@@ -136,7 +136,7 @@ export function markdown(results: Results): string {
     out.push("", `${r.name} against ${r.reference!.name} (${int(r.reference!.value)} ${r.unit}): ${ratio(r.reference!.ratio)}.`);
   out.push("");
   out.push(
-    "| Waiting clients (the median round by p99) | Clients | Decisions | p50 | p99 (every round's) | max | Trigger answered | Server RSS before → peak | Per client |",
+    "| Waiting clients (the median round by p99) | Clients | Decisions | p50 | p99 (every round's) | max | Trigger answered | Server RSS before → peak (the round that grew most) | Per client |",
   );
   out.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const r of results.latency) {

@@ -9,12 +9,25 @@ const round = (p99: number | undefined, extra: Partial<LatencyResult> = {}): Lat
 });
 
 describe("a latency scenario's rounds", () => {
-  test("the figures are the median round's by p99, with every round's p99 in round order; the scenario's errors stay its own", () => {
+  test("timings are the median round's by p99, with every round's p99 in round order; the scenario's errors stay its own", () => {
     const result = latencyResult("B4-one", "5000 waiters", 5000, 1);
     result.errors.push("round 4: refused");
     adoptMedianRound(result, [round(169), round(95, { errors: ["not copied"] }), round(240)]);
-    expect(result).toMatchObject({ p50_ms: 84.5, p99_ms: 169, max_ms: 170, extra_rss_mib: 16.9, p99_rounds_ms: [169, 95, 240] });
+    expect(result).toMatchObject({ p50_ms: 84.5, p99_ms: 169, max_ms: 170, p99_rounds_ms: [169, 95, 240] });
     expect(result.errors).toEqual(["round 4: refused"]);
+  });
+
+  test("memory is the round's that grew the most, whichever its timings", () => {
+    const result = latencyResult("B4-one", "5000 waiters", 5000, 1);
+    const memory = (before: number, peak: number) => ({
+      rss_before_mib: before,
+      rss_peak_mib: peak,
+      extra_rss_mib: peak - before,
+      kib_per_client: ((peak - before) * 1024) / 5000,
+    });
+    // The first round starts from a small heap; the later ones after a burst had grown it.
+    adoptMedianRound(result, [round(180, memory(120, 200)), round(170, memory(680, 690)), round(190, memory(690, 700))]);
+    expect(result).toMatchObject({ p99_ms: 180, rss_before_mib: 120, rss_peak_mib: 200, extra_rss_mib: 80, kib_per_client: 16.384 });
   });
 
   test("an even count takes the lower middle round; rounds without figures are left out; none leaves the scenario empty", () => {
