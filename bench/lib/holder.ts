@@ -90,7 +90,10 @@ function connectFor(base: string, request: string): Promise<() => Promise<RawAns
           if (whole) finish(socket, whole);
         },
         close: (socket) => finish(socket, parseResponse(received, true)),
-        error: (socket, error) => finish(socket, undefined, error),
+        error: (socket, error) => {
+          notConnected(error); // when it failed before connecting; a no-op after
+          finish(socket, undefined, error);
+        },
       },
     }).catch(notConnected);
   });
