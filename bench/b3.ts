@@ -22,6 +22,8 @@ import { join, resolve } from "node:path";
 import { finished } from "node:stream/promises";
 import postgres from "postgres";
 import { createScratchDatabase } from "../test/helpers/db";
+import { TELEMETRY_BATCH, TELEMETRY_CONNECTIONS, telemetryEvents } from "./lib/drive";
+import { cpuSeconds, reapedChildrenSeconds } from "./lib/procstat";
 import {
   arbiterEnv,
   freePort,
@@ -42,8 +44,6 @@ const REDIS_URL = process.env.B3_REDIS_URL ?? "redis://127.0.0.1:6379";
 const ROUNDS = Number(process.env.B3_ROUNDS ?? 3);
 const SECONDS = Number(process.env.B3_SECONDS ?? 8);
 const WARMUP = Number(process.env.B3_WARMUP ?? 2);
-const CONNECTIONS = 16;
-const BATCH = 1000;
 const POOL = 10;
 const ROOTS = (process.env.B3_ROOTS ?? "current=.").split(",").map((entry) => {
   const [label, path] = entry.split("=");
@@ -52,30 +52,6 @@ const ROOTS = (process.env.B3_ROOTS ?? "current=.").split(",").map((entry) => {
 
 const log = (line: string) => console.error(`b3 ${new Date().toISOString().slice(11, 19)} ${line}`);
 
-function events(occurredAt: string) {
-  return Array.from({ length: BATCH }, (_, i) => ({
-    type: "agent.step",
-    source: `agent-${i % 16}`,
-    severity: "info" as const,
-    occurred_at: occurredAt,
-    attributes: { step: i, host: "bench-host", ok: true },
-  }));
-}
-
-// ── CPU from /proc ──
-const TICKS = 100;
-function stat(pid: number): string[] | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return text.slice(text.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return undefined;
-  }
-}
-const ticksOf = (pid: number) => {
-  const f = stat(pid);
-  return f ? Number(f[11]) + Number(f[12]) : 0;
-};
 function cmdline(pid: number) {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
@@ -96,11 +72,6 @@ function postgresPids(database: string) {
   }
   return { backends, writers };
 }
-/** CPU ticks of this process's reaped children (wrk, once it has exited) */
-function childTicks() {
-  const f = stat(process.pid)!;
-  return Number(f[13]) + Number(f[14]);
-}
 /** all cores' busy and total jiffies since boot (/proc/stat) */
 function machineTicks() {
   const fields = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
@@ -108,14 +79,14 @@ function machineTicks() {
   const total = fields.reduce((sum, n) => sum + n, 0);
   return { busy: total - idle, total };
 }
-/** CPU ticks of every process now, with its command line (who else is busy in a window) */
-function allProcesses(): Map<number, { ticks: number; name: string }> {
-  const seen = new Map<number, { ticks: number; name: string }>();
+/** CPU seconds of every process now, with its command line (who else is busy in a window) */
+function allProcesses(): Map<number, { seconds: number; name: string }> {
+  const seen = new Map<number, { seconds: number; name: string }>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
-    const ticks = ticksOf(pid);
-    if (ticks > 0) seen.set(pid, { ticks, name: cmdline(pid).slice(0, 60) });
+    const seconds = cpuSeconds(pid);
+    if (seconds > 0) seen.set(pid, { seconds, name: cmdline(pid).slice(0, 60) });
   }
   return seen;
 }
@@ -124,32 +95,32 @@ function cpuWindow(serverPid: number | undefined, database: string) {
   const before = new Map<number, number>();
   const read = () => {
     const { backends, writers } = postgresPids(database);
-    return { backends, writers, server: serverPid ? ticksOf(serverPid) : 0 };
+    return { backends, writers, server: serverPid ? cpuSeconds(serverPid) : 0 };
   };
   const start = read();
-  for (const pid of [...start.backends, ...start.writers]) before.set(pid, ticksOf(pid));
+  for (const pid of [...start.backends, ...start.writers]) before.set(pid, cpuSeconds(pid));
   const t0 = performance.now();
   const machine0 = machineTicks();
   const all0 = allProcesses();
   return () => {
     const all1 = allProcesses();
     const busiest = [...all1]
-      .map(([pid, p]) => ({ pid, name: p.name, ticks: p.ticks - (all0.get(pid)?.ticks ?? 0) }))
-      .filter((p) => p.ticks > 0)
-      .sort((a, b) => b.ticks - a.ticks)
+      .map(([pid, p]) => ({ pid, name: p.name, seconds: p.seconds - (all0.get(pid)?.seconds ?? 0) }))
+      .filter((p) => p.seconds > 0)
+      .sort((a, b) => b.seconds - a.seconds)
       .slice(0, 4);
     const end = read();
     const machine1 = machineTicks();
     const seconds = (performance.now() - t0) / 1000;
-    const delta = (pids: number[]) => pids.reduce((sum, pid) => sum + ticksOf(pid) - (before.get(pid) ?? 0), 0) / TICKS;
+    const delta = (pids: number[]) => pids.reduce((sum, pid) => sum + cpuSeconds(pid) - (before.get(pid) ?? 0), 0);
     return {
       seconds,
-      server: (end.server - start.server) / TICKS,
+      server: end.server - start.server,
       backends: delta(end.backends),
       writers: delta(end.writers),
       /** the whole machine's busy share, every process on it (2 cores = 200%) */
       machine_pct: Math.round(((machine1.busy - machine0.busy) / (machine1.total - machine0.total)) * 100 * cpus().length),
-      busiest: busiest.map((p) => `${p.pid} ${Math.round((p.ticks / TICKS / ((performance.now() - t0) / 1000)) * 100)}% ${p.name}`),
+      busiest: busiest.map((p) => `${p.pid} ${Math.round((p.seconds / ((performance.now() - t0) / 1000)) * 100)}% ${p.name}`),
     };
   };
 }
@@ -174,7 +145,7 @@ interface Row {
 async function main() {
   const dir = tempDir();
   const occurredAt = new Date().toISOString();
-  const body = JSON.stringify({ events: events(occurredAt) });
+  const body = JSON.stringify({ events: telemetryEvents(occurredAt) });
   const script = postScript(dir, "b3", body);
   const targets: { label: string; server: Server; db: string; url: string; drop(): Promise<void>; key: string }[] = [];
   const rows: Row[] = [];
@@ -204,7 +175,7 @@ async function main() {
       await sql`truncate telemetry_events`;
       await sql`checkpoint`.catch(() => {});
     };
-    const copyEvents = events(occurredAt);
+    const copyEvents = telemetryEvents(occurredAt);
     const columns = ["id", "type", "source", "severity", "occurred_at", "attributes"] as const;
     let batch = 0;
     const copyWindow = async (seconds: number) => {
@@ -222,7 +193,7 @@ async function main() {
           const writable = await copySql`copy telemetry_events (id, type, source, severity, occurred_at, attributes) from stdin`.writable();
           writable.end(`${text}\n`);
           await finished(writable);
-          stored += BATCH;
+          stored += TELEMETRY_BATCH;
         }
       };
       await Promise.all(Array.from({ length: POOL }, worker));
@@ -259,19 +230,19 @@ async function main() {
       for (const t of targets) {
         await truncate(t.label);
         const target = { url: `${t.server.base}/v1/telemetry/events`, headers: { "X-API-Key": t.key }, body };
-        if (WARMUP) await runWrk(target, { seconds: WARMUP, connections: CONNECTIONS, script });
+        if (WARMUP) await runWrk(target, { seconds: WARMUP, connections: TELEMETRY_CONNECTIONS, script });
         await Bun.sleep(300); // what the warm-up left queued drains
         const cpu = cpuWindow(t.server.pid, t.db);
-        const wrk0 = childTicks();
-        const run = await runWrk(target, { seconds: SECONDS, connections: CONNECTIONS, script });
+        const wrk0 = reapedChildrenSeconds(process.pid);
+        const run = await runWrk(target, { seconds: SECONDS, connections: TELEMETRY_CONNECTIONS, script });
         const usage = cpu();
-        const wrkSeconds = (childTicks() - wrk0) / TICKS;
+        const wrkSeconds = reapedChildrenSeconds(process.pid) - wrk0;
         if (run.non_2xx || run.socket_errors) throw new Error(`${t.label}: ${run.non_2xx} non-2xx, ${run.socket_errors} socket errors`);
         // wrk's own rate (requests completed in its window), the CPU over the same window.
         record(
           round,
           t.label,
-          run.requests * BATCH,
+          run.requests * TELEMETRY_BATCH,
           { ...usage, seconds: run.requests / run.requests_per_second },
           {
             wrk_ms_per_1k: Math.round((wrkSeconds / run.requests) * 1e4) / 10,

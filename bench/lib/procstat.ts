@@ -33,7 +33,7 @@ function childrenOf(pid: number): number[] {
 }
 
 /** CPU seconds used so far: the process itself, or (tree) it, its reaped children and its live children. */
-function cpuSeconds(pid: number, tree: boolean): number {
+export function cpuSeconds(pid: number, tree = false): number {
   const own = statFields(pid);
   if (!own) return 0;
   let ticks = field(own, 14) + field(own, 15);
@@ -45,6 +45,12 @@ function cpuSeconds(pid: number, tree: boolean): number {
     }
   }
   return ticks / TICKS_PER_SECOND;
+}
+
+/** CPU seconds of a process's children that have exited and been waited for (a finished load generator). */
+export function reapedChildrenSeconds(pid: number): number {
+  const own = statFields(pid);
+  return own ? (field(own, 16) + field(own, 17)) / TICKS_PER_SECOND : 0;
 }
 
 /** Resident memory of a process in MiB, or 0 once it is gone. */
